@@ -1,0 +1,433 @@
+"""The public transformations, built on the JVP trace and the reverse-mode tape.
+
+`grad` and `value_and_grad` are `vjp` with a unit cotangent; `linearize` is `jvp` at fixed
+primals. Everything takes and returns pytrees (`jax.tree_util`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .core import Tracer, get_aval, is_inexact, is_python_scalar
+from .jvp import jvp_flat
+from .vjp import vjp_flat
+
+tree_flatten = jax.tree_util.tree_flatten
+tree_unflatten = jax.tree_util.tree_unflatten
+tree_map = jax.tree_util.tree_map
+
+_GRAD_OUTPUT_SHAPE = (
+    "`{api}` needs a function with a scalar output, but it returned an array of shape "
+    "{shape} ({dtype}). Reduce the output first (e.g. `.sum()` or `.mean()`), or use "
+    "`ft.vjp` / `ft.jacrev` for non-scalar outputs."
+)
+_GRAD_OUTPUT_DTYPE = (
+    "`{api}` needs a real floating-point output, but the function returned dtype {dtype}. "
+    "Cast it with `.astype(float)` if a derivative is meant."
+)
+_GRAD_INPUT_DTYPE = (
+    "`{api}` can only differentiate with respect to floating-point inputs, but argument "
+    "{argnum} has dtype {dtype}. Pass a float array (e.g. `x.astype(float)`), or set "
+    "`allow_int=True` to get zero (float0) gradients for integer inputs."
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _leaf_error(api, path, leaf):
+    where = jax.tree_util.keystr(path) if path else "the argument"
+    return TypeError(
+        f"`{api}` got a leaf of type {type(leaf).__name__} at {where}: {leaf!r:.60}. Every "
+        "leaf of a transformed argument must be an array or a Python number; mark other "
+        "arguments static (`static_argnums`) or close over them instead."
+    )
+
+
+def _to_array(api, path, x):
+    """Make an input leaf a value functrans can trace: a JAX array or a functrans value."""
+    if isinstance(x, (Tracer, jax.Array)):
+        return x
+    if is_python_scalar(x) or isinstance(x, (np.ndarray, np.generic)):
+        return jnp.asarray(x)
+    raise _leaf_error(api, path, x)
+
+
+def _flatten_args(api, args):
+    leaves_with_path, tree = jax.tree_util.tree_flatten_with_path(args)
+    leaves = [_to_array(api, p, x) for p, x in leaves_with_path]
+    return leaves, tree
+
+
+def _outputs_to_arrays(tree):
+    def conv(x):
+        if is_python_scalar(x) or isinstance(x, (np.ndarray, np.generic)):
+            return jnp.asarray(x)
+        return x
+
+    return tree_map(conv, tree)
+
+
+def _normalize_argnums(api, argnums, nargs):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    if not nums:
+        raise ValueError(f"`{api}` needs at least one entry in `argnums`, got {argnums!r}.")
+    out = []
+    for a in nums:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise TypeError(f"`argnums` must be an int or a tuple of ints, got {argnums!r}.")
+        if not -nargs <= a < nargs:
+            raise ValueError(
+                f"`{api}` was given argnums={argnums!r}, but the function was called with "
+                f"only {nargs} positional argument(s). Use an index below {nargs}."
+            )
+        out.append(a % nargs)
+    return single, tuple(out)
+
+
+def _zeros_cotangent(x):
+    aval = get_aval(x)
+    if is_inexact(aval.dtype):
+        return jnp.zeros(aval.shape, aval.dtype)
+    return np.zeros(aval.shape, dtype=jax.dtypes.float0)
+
+
+def _finish(primal, ct):
+    """A derivative as returned to the user: zeros for `None`, in the primal's dtype."""
+    if ct is None:
+        return _zeros_cotangent(primal)
+    aval = get_aval(primal)
+    c_aval = get_aval(ct)
+    if is_python_scalar(ct) or c_aval.dtype != aval.dtype or c_aval.shape != aval.shape:
+        from functrans import numpy as fnp
+
+        ct = fnp.broadcast_to(fnp.asarray(ct, aval.dtype), aval.shape)
+    return ct
+
+
+# ---------------------------------------------------------------------------------------------
+# vjp / grad / value_and_grad
+# ---------------------------------------------------------------------------------------------
+
+
+def vjp(fun, *primals, has_aux=False):
+    """Evaluate `fun` at `primals` and return its vector-Jacobian product function.
+
+    Args:
+      fun: function of `len(primals)` pytrees of arrays.
+      *primals: the point of evaluation.
+      has_aux: if True, `fun` returns `(output, aux)` and `aux` is returned untouched.
+
+    Returns:
+      `(out, vjp_fn)` or `(out, vjp_fn, aux)`; `vjp_fn(ct)` returns a tuple with one
+      cotangent pytree per primal.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> y, f_vjp = ft.vjp(fnp.sin, 0.0)
+      >>> f_vjp(1.0)
+      (Array(1., dtype=float32, weak_type=True),)
+    """
+    flat, in_tree = _flatten_args("vjp", primals)
+    holder = {}
+
+    def flat_fun(ins):
+        out = fun(*tree_unflatten(in_tree, ins))
+        aux = None
+        if has_aux:
+            out, aux = _split_aux("vjp", out)
+        leaves, holder["out_tree"] = tree_flatten(out)
+        return leaves, aux
+
+    out_primals, backward, aux = vjp_flat(flat_fun, flat, name="vjp")
+    out_tree = holder["out_tree"]
+    out_avals = [get_aval(o) for o in out_primals]
+
+    def vjp_fn(ct):
+        ct_leaves, ct_tree = tree_flatten(ct)
+        if ct_tree != out_tree:
+            raise ValueError(
+                "The cotangent passed to the `vjp` function must have the structure of the "
+                f"primal output: expected {out_tree}, got {ct_tree} instead."
+            )
+        cts = [_check_cotangent(c, av, i) for i, (c, av) in enumerate(zip(ct_leaves, out_avals))]
+        in_cts = backward(cts)
+        in_cts = [_finish(p, c) for p, c in zip(flat, in_cts)]
+        return tuple(tree_unflatten(in_tree, in_cts))
+
+    out = _outputs_to_arrays(tree_unflatten(out_tree, out_primals))
+    if has_aux:
+        return out, vjp_fn, aux
+    return out, vjp_fn
+
+
+def _check_cotangent(ct, aval, i):
+    if is_python_scalar(ct):
+        ct = jnp.asarray(ct, aval.dtype)
+    c_aval = get_aval(ct)
+    if c_aval.shape != aval.shape:
+        raise ValueError(
+            f"Cotangent {i} passed to the `vjp` function has shape {c_aval.shape}, but the "
+            f"corresponding primal output has shape {aval.shape}. Expected shape {aval.shape}."
+        )
+    if not is_inexact(aval.dtype):
+        return None  # integer outputs have no derivative (their cotangent is float0)
+    if c_aval.dtype != aval.dtype and not c_aval.weak_type:
+        raise TypeError(
+            f"Cotangent {i} passed to the `vjp` function has dtype {c_aval.dtype}, but the "
+            f"primal output has dtype {aval.dtype}. Expected a cotangent of dtype {aval.dtype}."
+        )
+    if c_aval.dtype != aval.dtype:
+        from functrans import numpy as fnp
+
+        ct = fnp.asarray(ct, aval.dtype)
+    return ct
+
+
+def _split_aux(api, out):
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(
+            f"`{api}` with `has_aux=True` needs the function to return a pair "
+            f"`(output, aux)`, but it returned {type(out).__name__}."
+        )
+    return out[0], out[1]
+
+
+def value_and_grad(fun, argnums=0, has_aux=False, allow_int=False):
+    """Return a function computing both `fun` and its gradient with respect to `argnums`.
+
+    Args:
+      fun: function with a real scalar output (or `(output, aux)` with `has_aux`).
+      argnums: int or tuple of ints (negative counts from the end).
+      has_aux: whether `fun` returns `(output, aux)`.
+      allow_int: give zero (float0) gradients for integer inputs instead of an error.
+
+    Returns:
+      A function returning `(value, grad)` or `((value, aux), grad)`.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> ft.value_and_grad(lambda x: x ** 3)(2.0)
+      (Array(8., dtype=float32, weak_type=True), Array(12., dtype=float32, weak_type=True))
+    """
+    return _value_and_grad(fun, argnums, has_aux, allow_int, "value_and_grad")
+
+
+def _value_and_grad(fun, argnums, has_aux, allow_int, api):
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        single, nums = _normalize_argnums(api, argnums, len(args))
+        dyn = tuple(args[i] for i in nums)
+        flat, in_tree = _flatten_args(api, dyn)
+        _check_grad_inputs(api, flat, in_tree, nums, allow_int)
+        holder = {}
+
+        def flat_fun(ins):
+            new_args = list(args)
+            for i, v in zip(nums, tree_unflatten(in_tree, ins)):
+                new_args[i] = v
+            out = fun(*new_args, **kwargs)
+            aux = None
+            if has_aux:
+                out, aux = _split_aux(api, out)
+            _check_scalar_output(api, out)
+            holder["out"] = out
+            return [out], aux
+
+        (out,), backward, aux = vjp_flat(flat_fun, flat, name=api)
+        # A literal seed lets `x * 1` fold away, so graphs of gradients carry no seed.
+        g = backward([1.0])
+        grads = [_finish(p, c) for p, c in zip(flat, g)]
+        grads = tree_unflatten(in_tree, grads)
+        grads = grads[0] if single else tuple(grads)
+        out = _outputs_to_arrays(out)
+        return ((out, aux), grads) if has_aux else (out, grads)
+
+    return wrapped
+
+
+def _check_scalar_output(api, out):
+    if isinstance(out, (tuple, list, dict)):
+        raise TypeError(
+            f"`{api}` needs a function with a single scalar output, but it returned a "
+            f"{type(out).__name__}. If it returns `(loss, aux)`, pass `has_aux=True`."
+        )
+    aval = get_aval(out)
+    if aval.shape != ():
+        raise TypeError(
+            _GRAD_OUTPUT_SHAPE.format(api=api, shape=aval.shape, dtype=aval.str_short())
+        )
+    if not jnp.issubdtype(aval.dtype, jnp.floating):
+        raise TypeError(_GRAD_OUTPUT_DTYPE.format(api=api, dtype=aval.dtype))
+
+
+def _check_grad_inputs(api, flat, in_tree, nums, allow_int):
+    if allow_int:
+        return
+    for leaf in flat:
+        dtype = get_aval(leaf).dtype
+        if not is_inexact(dtype):
+            argnum = nums[0] if len(nums) == 1 else nums
+            raise TypeError(_GRAD_INPUT_DTYPE.format(api=api, argnum=argnum, dtype=dtype))
+
+
+def grad(fun, argnums=0, has_aux=False, allow_int=False):
+    """The gradient of a real scalar function with respect to argument(s) `argnums`.
+
+    The result is an ordinary function that can be differentiated again, to any order.
+
+    Args:
+      fun: function with a real scalar output (or `(output, aux)` with `has_aux`).
+      argnums: int or tuple of ints (negative counts from the end).
+      has_aux: whether `fun` returns `(output, aux)`; the gradient function then returns
+        `(grad, aux)`.
+      allow_int: give zero (float0) gradients for integer inputs instead of an error.
+
+    Returns:
+      A function with the signature of `fun` returning the gradient, shaped like the
+      selected argument(s).
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> d2 = ft.grad(ft.grad(fnp.tanh))
+      >>> round(float(d2(0.5)), 6)
+      -0.6397
+    """
+    vg = _value_and_grad(fun, argnums, has_aux, allow_int, "grad")
+
+    @functools.wraps(fun)
+    def wrapped(*args, **kwargs):
+        out, g = vg(*args, **kwargs)
+        return (g, out[1]) if has_aux else g
+
+    return wrapped
+
+
+# ---------------------------------------------------------------------------------------------
+# jvp / linearize
+# ---------------------------------------------------------------------------------------------
+
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """Evaluate `fun` at `primals` and push `tangents` forward through it.
+
+    Args:
+      fun: function of `len(primals)` pytrees.
+      primals: tuple or list of the arguments.
+      tangents: tuple or list with the structure, shapes and dtypes of `primals`.
+      has_aux: whether `fun` returns `(output, aux)`.
+
+    Returns:
+      `(out, tangent_out)`, or `(out, tangent_out, aux)` with `has_aux`.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> ft.jvp(fnp.sin, (0.0,), (2.0,))
+      (Array(0., dtype=float32, weak_type=True), Array(2., dtype=float32, weak_type=True))
+    """
+    for name, v in (("primals", primals), ("tangents", tangents)):
+        if not isinstance(v, (tuple, list)):
+            raise TypeError(
+                f"`jvp` takes `{name}` as a tuple or list with one entry per argument, got "
+                f"{type(v).__name__} instead. Write `ft.jvp(f, (x,), (t,))`."
+            )
+    flat, in_tree = _flatten_args("jvp", tuple(primals))
+    t_leaves, t_tree = tree_flatten(tuple(tangents))
+    if t_tree != in_tree:
+        raise ValueError(
+            "`jvp` needs tangents with the same tree structure as the primals: expected "
+            f"{in_tree}, got {t_tree} instead."
+        )
+    flat_t = [_check_tangent(p, t) for p, t in zip(flat, t_leaves)]
+    holder = {}
+
+    def flat_fun(ins):
+        out = fun(*tree_unflatten(in_tree, ins))
+        aux = None
+        if has_aux:
+            out, aux = _split_aux("jvp", out)
+        leaves, holder["out_tree"] = tree_flatten(out)
+        return leaves, aux
+
+    outs, out_ts, aux = jvp_flat(flat_fun, flat, flat_t, name="jvp")
+    out_ts = [_finish(o, t) for o, t in zip(outs, out_ts)]
+    out_tree = holder["out_tree"]
+    res = (
+        _outputs_to_arrays(tree_unflatten(out_tree, outs)),
+        _outputs_to_arrays(tree_unflatten(out_tree, out_ts)),
+    )
+    return (*res, aux) if has_aux else res
+
+
+def _check_tangent(p, t):
+    p_aval = get_aval(p)
+    if is_python_scalar(t):
+        t = jnp.asarray(t, p_aval.dtype if is_inexact(p_aval.dtype) else None)
+    elif isinstance(t, (np.ndarray, np.generic)) and t.dtype != jax.dtypes.float0:
+        t = jnp.asarray(t)
+    t_aval = get_aval(t) if not (isinstance(t, np.ndarray) and t.dtype == jax.dtypes.float0) else None
+    t_shape = np.shape(t)
+    if tuple(t_shape) != p_aval.shape:
+        raise ValueError(
+            f"`jvp` got a tangent of shape {tuple(t_shape)} for a primal of shape "
+            f"{p_aval.shape}; each tangent must have the shape of its primal."
+        )
+    if not is_inexact(p_aval.dtype):
+        if t_aval is not None and not (t_aval.dtype == jax.dtypes.float0):
+            raise TypeError(
+                f"`jvp` got a tangent of dtype {t_aval.dtype} for an integer primal of dtype "
+                f"{p_aval.dtype}; integer primals take float0 tangents "
+                "(`numpy.zeros(shape, dtype=jax.dtypes.float0)`)."
+            )
+        return None
+    if t_aval.dtype != p_aval.dtype and not t_aval.weak_type:
+        raise TypeError(
+            f"`jvp` got a tangent of dtype {t_aval.dtype} for a primal of dtype "
+            f"{p_aval.dtype}; primal and tangent dtypes must be equal."
+        )
+    if t_aval.dtype != p_aval.dtype:
+        from functrans import numpy as fnp
+
+        t = fnp.asarray(t, p_aval.dtype)
+    return t
+
+
+def linearize(fun, *primals):
+    """Return `fun(*primals)` and its JVP at `primals` as a function of the tangents.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> y, f_jvp = ft.linearize(fnp.sin, 0.0)
+      >>> f_jvp(3.0)
+      Array(3., dtype=float32, weak_type=True)
+    """
+    out = fun(*primals)
+
+    def f_jvp(*tangents):
+        if len(tangents) != len(primals):
+            raise TypeError(
+                f"The function returned by `linearize` takes {len(primals)} tangent(s), one per "
+                f"primal, but got {len(tangents)}."
+            )
+        return jvp(fun, primals, tangents)[1]
+
+    return _outputs_to_arrays(out), f_jvp
+
+
+def stop_gradient(x):
+    """The identity with zero derivative at every order, mapped over a pytree."""
+    from .prims.elementwise import stop_gradient as sg
+
+    def one(v):
+        return sg(v) if is_inexact(get_aval(v).dtype) else v
+
+    return tree_map(one, x)
+
+

@@ -1,0 +1,520 @@
+"""The tracing core: abstract values, primitives, `bind`, and the stack of transformations.
+
+Every operation a user writes with `functrans.numpy` ends in `Primitive.bind`. `bind` looks at
+its operands, finds the innermost transformation that owns one of them (the highest *level*),
+and hands the primitive to that transformation's trace. A trace processes the primitive by
+binding simpler primitives on the values one level down, so a stack of transformations
+unwinds one level at a time until plain JAX arrays reach the primitive's lowering.
+
+Each transformation instance gets its own `MainTrace` with a fresh level. Values of an outer
+transformation are constants to an inner one, which is what keeps nested derivatives from
+confusing their perturbations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# Abstract values
+# ---------------------------------------------------------------------------------------------
+
+_SHORT_DTYPE = {
+    "float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64",
+    "int8": "i8", "int16": "i16", "int32": "i32", "int64": "i64",
+    "uint8": "u8", "uint16": "u16", "uint32": "u32", "uint64": "u64",
+    "bool": "bool", "complex64": "c64", "complex128": "c128",
+}  # fmt: skip
+
+
+class ShapedArray:
+    """The abstract value of an array: its shape, dtype and whether its type is weak.
+
+    A weak type marks a value that came from a Python scalar; it gives way to the other
+    operand's dtype in promotion, as in `jax.numpy`.
+    """
+
+    __slots__ = ("shape", "dtype", "weak_type")
+
+    def __init__(self, shape, dtype, weak_type=False):
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.weak_type = bool(weak_type)
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, ShapedArray)
+            and self.shape == other.shape
+            and self.dtype == other.dtype
+            and self.weak_type == other.weak_type
+        )
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype, self.weak_type))
+
+    def str_short(self):
+        name = _SHORT_DTYPE.get(self.dtype.name, self.dtype.name)
+        return f"{name}[{','.join(map(str, self.shape))}]"
+
+    def __repr__(self):
+        return f"ShapedArray({self.str_short()}{', weak' if self.weak_type else ''})"
+
+
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def is_python_scalar(x) -> bool:
+    return type(x) in _PY_SCALARS
+
+
+def python_scalar_dtype(x):
+    """The dtype `jax.numpy` gives a Python scalar under the current x64 setting."""
+    return jnp.asarray(x).dtype if type(x) is not bool else np.dtype(bool)
+
+
+def get_aval(x) -> ShapedArray:
+    """The abstract value of any operand: a functrans tracer, an array or a Python scalar."""
+    if isinstance(x, Tracer):
+        return x.aval
+    if is_python_scalar(x):
+        return ShapedArray((), python_scalar_dtype(x), weak_type=type(x) is not bool)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ShapedArray(np.shape(x), x.dtype)
+    if isinstance(x, jax.Array):  # also a JAX tracer under jax.jit / jax.grad
+        aval = getattr(x, "aval", None)
+        return ShapedArray(x.shape, x.dtype, getattr(aval, "weak_type", False))
+    raise TypeError(
+        f"Expected an array, a Python scalar or a functrans value, got {type(x).__name__} "
+        f"instead: {x!r:.80}. Convert it with `functrans.numpy.asarray` first."
+    )
+
+
+def is_inexact(dtype) -> bool:
+    return jnp.issubdtype(dtype, jnp.inexact)
+
+
+# ---------------------------------------------------------------------------------------------
+# Primitives
+# ---------------------------------------------------------------------------------------------
+
+_ALL_PRIMITIVES: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """One operation of functrans' graph language, with one rule per transformation.
+
+    Attributes set where the primitive is defined (see `functrans/_src/prims/`):
+      impl: lowering, a function of JAX arrays (the operands) and keyword params.
+      abstract_eval: optional; `(*avals, **params) -> aval or list of avals`. When absent,
+        `jax.eval_shape` of `impl` gives the answer (cached per signature).
+      jvp: `(primals, tangents, **params) -> (primal_out, tangent_out)`; a tangent is `None`
+        when it is a symbolic zero. Written with functrans operations, so it can itself be
+        differentiated.
+      vjp: `(needs, ct, out, *primals, **params) -> tuple of cotangents (None for zero)`;
+        `needs[i]` says whether input i wants a cotangent.
+      batch: filled in by the batching transformation.
+      differentiable: False for primitives whose derivative is zero everywhere (comparisons,
+        `floor`, `stop_gradient`); transformations then pass them straight through.
+    """
+
+    def __init__(self, name: str, multiple_results: bool = False, differentiable: bool = True):
+        self.name = name
+        self.multiple_results = multiple_results
+        self.differentiable = differentiable
+        self.impl = None
+        self.abstract_eval = None
+        self.jvp = None
+        self.vjp = None
+        self.batch = None
+        _ALL_PRIMITIVES[name] = self
+
+    def __repr__(self):
+        return self.name
+
+    def bind(self, *args, **params):
+        return bind(self, args, params)
+
+
+def all_primitives() -> dict[str, Primitive]:
+    return dict(_ALL_PRIMITIVES)
+
+
+def missing_rule(prim: Primitive, transformation: str):
+    return NotImplementedError(
+        f"The primitive `{prim.name}` has no {transformation} rule yet, so "
+        f"`{transformation}` cannot pass through it. Define `{prim.name}_p.{transformation}` "
+        "(see `functrans.extend`) or avoid this operation inside the transformation."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The transformation stack
+# ---------------------------------------------------------------------------------------------
+
+
+class MainTrace:
+    """One active transformation instance: its level, its trace, and whether it is running."""
+
+    __slots__ = ("level", "trace", "name", "active")
+
+    def __init__(self, level, trace_type, name, payload):
+        self.level = level
+        self.name = name
+        self.active = True
+        self.trace = trace_type(self, payload)
+
+    def __repr__(self):
+        return f"MainTrace({self.name}, level={self.level})"
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.stack: list[MainTrace] = []
+
+
+_state = _State()
+_level_counter = itertools.count(1)
+
+
+@contextlib.contextmanager
+def new_main(trace_type, name: str, payload: Any = None):
+    """Push a fresh transformation instance; it is deactivated when the block ends.
+
+    Levels grow monotonically across the whole process, so an inner transformation always
+    has a higher level than every transformation already running, and a leaked tracer from
+    an ended transformation can be recognised by its `active` flag.
+    """
+    stack = _state.stack
+    # Levels only need to be ordered within one thread's stack; a global counter keeps
+    # them unique, which also makes leaked tracers from other threads harmless to detect.
+    main = MainTrace(next(_level_counter), trace_type, name, payload)
+    stack.append(main)
+    try:
+        yield main
+    finally:
+        main.active = False
+        # Remove this main even if an exception left inner ones behind.
+        while stack:
+            top = stack.pop()
+            top.active = False
+            if top is main:
+                break
+
+
+def _escaped_error(main: MainTrace):
+    return RuntimeError(
+        f"A functrans traced value from `{main.name}` was used after that transformation "
+        "ended (for example it was stored in a global variable, a closure or a list inside "
+        "the transformed function). Return the value from the function instead of keeping it."
+    )
+
+
+def bind(prim: Primitive, args, params):
+    top = None
+    for a in args:
+        if isinstance(a, Tracer):
+            main = a._trace.main
+            if not main.active:
+                raise _escaped_error(main)
+            if top is None or main.level > top.level:
+                top = main
+    if top is None:
+        return prim.impl(*args, **params)
+    return top.trace.process_primitive(prim, args, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Traces and tracers
+# ---------------------------------------------------------------------------------------------
+
+
+class Trace:
+    """Base class of a transformation's trace. Subclasses implement `process_primitive`."""
+
+    def __init__(self, main: MainTrace, payload):
+        self.main = main
+
+    def process_primitive(self, prim, args, params):
+        raise NotImplementedError
+
+    def concrete_error(self, tracer, what):
+        return TypeError(
+            f"`{what}` was called on a functrans value of type {tracer.aval.str_short()} "
+            f"inside `{self.main.name}`, where it is abstract (it has no concrete value). "
+            "Use `functrans.numpy.where` or `ft.lax.cond` for value-dependent choices, or "
+            "mark the argument static with `static_argnums`."
+        )
+
+
+_NP_ERROR = (
+    "A functrans traced value ({aval} from `{name}`) was passed to {where}, which would "
+    "treat it as a constant and silently drop its derivative. Use `functrans.numpy` (and "
+    "`functrans.nn`, `ft.lax`) for operations inside functrans transformations, or wrap "
+    "existing JAX code with `ft.from_jax`."
+)
+
+
+def _namespace():
+    from functrans import numpy as fnp
+
+    return fnp
+
+
+class _TracerType(type):
+    """Metaclass whose `repr` explains itself.
+
+    JAX reports a foreign argument by the repr of its type, replacing any error our value
+    raises, so the type's own repr is where the fix has to be spelled out.
+    """
+
+    def __repr__(cls):
+        return (
+            f"<class '{cls.__module__}.{cls.__qualname__}'> (a functrans traced value: inside "
+            "functrans transformations use `functrans.numpy` instead of `jax.numpy` or "
+            "`numpy`, or wrap existing JAX code with `ft.from_jax`)"
+        )
+
+
+class Tracer(metaclass=_TracerType):
+    """A value seen by a transformation. Arithmetic dispatches to `functrans.numpy`."""
+
+    __slots__ = ("_trace",)
+    __array_priority__ = 1000
+
+    @property
+    def aval(self) -> ShapedArray:
+        raise NotImplementedError
+
+    # --- metadata -------------------------------------------------------------------------
+    shape = property(lambda self: self.aval.shape)
+    dtype = property(lambda self: self.aval.dtype)
+    ndim = property(lambda self: self.aval.ndim)
+    size = property(lambda self: self.aval.size)
+
+    def __len__(self):
+        if not self.aval.shape:
+            raise TypeError("len() of a 0-d (scalar) array is not defined.")
+        return self.aval.shape[0]
+
+    def __iter__(self):
+        if not self.aval.shape:
+            raise TypeError("Iteration over a 0-d (scalar) array is not defined.")
+        return (self[i] for i in range(self.aval.shape[0]))
+
+    # --- refusals: values that would be silently treated as constants ------------------
+    def __array__(self, *args, **kwargs):
+        raise TypeError(
+            _NP_ERROR.format(aval=self.aval.str_short(), name=self._trace.main.name,
+                             where="`numpy` (via `__array__`)")
+        )  # fmt: skip
+
+    @property
+    def __jax_array__(self):
+        # JAX looks this attribute up (with `hasattr`) before it accepts an argument, so
+        # raising here stops a functrans value at the door of every `jax.numpy` function.
+        raise TypeError(
+            _NP_ERROR.format(aval=self.aval.str_short(), name=self._trace.main.name,
+                             where="`jax.numpy` or another JAX function")
+        )  # fmt: skip
+
+    def to_concrete(self, what):
+        """The concrete Python value for `bool()`, `int()`, `float()`, or an error."""
+        raise self._trace.concrete_error(self, what)
+
+    def __bool__(self):
+        return bool(self.to_concrete("bool"))
+
+    def __int__(self):
+        return int(self.to_concrete("int"))
+
+    def __float__(self):
+        return float(self.to_concrete("float"))
+
+    def __complex__(self):
+        return complex(self.to_concrete("complex"))
+
+    def __index__(self):
+        return int(self.to_concrete("index"))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        return f"Traced<{self.aval.str_short()}> from `{self._trace.main.name}`"
+
+    # --- arithmetic ---------------------------------------------------------------------
+    def __neg__(self):
+        return _namespace().negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _namespace().abs(self)
+
+    def __add__(self, o):
+        return _namespace().add(self, o)
+
+    def __radd__(self, o):
+        return _namespace().add(o, self)
+
+    def __sub__(self, o):
+        return _namespace().subtract(self, o)
+
+    def __rsub__(self, o):
+        return _namespace().subtract(o, self)
+
+    def __mul__(self, o):
+        return _namespace().multiply(self, o)
+
+    def __rmul__(self, o):
+        return _namespace().multiply(o, self)
+
+    def __truediv__(self, o):
+        return _namespace().divide(self, o)
+
+    def __rtruediv__(self, o):
+        return _namespace().divide(o, self)
+
+    def __floordiv__(self, o):
+        return _namespace().floor_divide(self, o)
+
+    def __rfloordiv__(self, o):
+        return _namespace().floor_divide(o, self)
+
+    def __mod__(self, o):
+        return _namespace().remainder(self, o)
+
+    def __rmod__(self, o):
+        return _namespace().remainder(o, self)
+
+    def __pow__(self, o):
+        return _namespace().power(self, o)
+
+    def __rpow__(self, o):
+        return _namespace().power(o, self)
+
+    def __matmul__(self, o):
+        return _namespace().matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return _namespace().matmul(o, self)
+
+    def __eq__(self, o):
+        return _namespace().equal(self, o)
+
+    def __ne__(self, o):
+        return _namespace().not_equal(self, o)
+
+    def __lt__(self, o):
+        return _namespace().less(self, o)
+
+    def __le__(self, o):
+        return _namespace().less_equal(self, o)
+
+    def __gt__(self, o):
+        return _namespace().greater(self, o)
+
+    def __ge__(self, o):
+        return _namespace().greater_equal(self, o)
+
+    def __invert__(self):
+        return _namespace().logical_not(self)
+
+    def __and__(self, o):
+        return _namespace().logical_and(self, o)
+
+    def __or__(self, o):
+        return _namespace().logical_or(self, o)
+
+    def __getitem__(self, idx):
+        from .prims.indexing import getitem
+
+        return getitem(self, idx)
+
+    @property
+    def at(self):
+        from .prims.indexing import _IndexUpdateHelper
+
+        return _IndexUpdateHelper(self)
+
+    @property
+    def T(self):
+        return _namespace().transpose(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return _namespace().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _namespace().mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _namespace().max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _namespace().min(self, axis=axis, keepdims=keepdims)
+
+    def prod(self, axis=None, keepdims=False):
+        return _namespace().prod(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, ddof=0):
+        return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis=None, keepdims=False, ddof=0):
+        return _namespace().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def argmax(self, axis=None):
+        return _namespace().argmax(self, axis=axis)
+
+    def argmin(self, axis=None):
+        return _namespace().argmin(self, axis=axis)
+
+    def reshape(self, *shape, order="C"):
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = shape[0]
+        return _namespace().reshape(self, shape, order=order)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = axes[0]
+        return _namespace().transpose(self, axes or None)
+
+    def squeeze(self, axis=None):
+        return _namespace().squeeze(self, axis)
+
+    def astype(self, dtype):
+        return _namespace().asarray(self, dtype=dtype)
+
+    def dot(self, o):
+        return _namespace().dot(self, o)
+
+    def flatten(self):
+        return _namespace().reshape(self, (-1,))
+
+    ravel = flatten
+
+    def clip(self, min=None, max=None):
+        return _namespace().clip(self, min, max)
+
+
+def is_tracer(x) -> bool:
+    return isinstance(x, Tracer)
+
+
+def full_lower(x):
+    return x

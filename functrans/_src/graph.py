@@ -1,0 +1,373 @@
+"""The graph language: `Var`, `Lit`, `Eqn`, `Graph`, and the trace that builds graphs.
+
+`make_graph(f)(*args)` runs `f` on abstract values (shape and dtype only) and records every
+primitive into a `Graph`. Because derivatives are computed by binding functrans primitives,
+`make_graph(grad(f))` records the whole expanded derivative. A `Graph` prints, counts its
+equations, evaluates (under any transformation: it binds its primitives again), and lowers
+to a pure JAX function for `jax.jit`.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+
+import jax
+import numpy as np
+
+from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main
+from .cse import CSECache
+
+
+class Var:
+    """A value produced by an equation (or an input) of a graph."""
+
+    __slots__ = ("aval",)
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+
+class Lit:
+    """A Python scalar literal operand."""
+
+    __slots__ = ("val", "aval")
+
+    def __init__(self, val):
+        self.val = val
+        self.aval = get_aval(val)
+
+
+class Eqn:
+    __slots__ = ("prim", "inputs", "outputs", "params")
+
+    def __init__(self, prim, inputs, outputs, params):
+        self.prim = prim
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstract evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _eval_shape_cached(prim, in_key, params_key):
+    params = dict(params_key)
+    structs, scalars = [], {}
+    for i, k in enumerate(in_key):
+        if k[0] == "lit":
+            scalars[i] = k[1]
+        else:
+            structs.append(jax.ShapeDtypeStruct(k[0], k[1], weak_type=k[2]))
+
+    def f(*arrays):
+        it = iter(arrays)
+        args = [scalars[i] if i in scalars else next(it) for i in range(len(in_key))]
+        return prim.impl(*args, **params)
+
+    out = jax.eval_shape(f, *structs)
+    leaves = out if prim.multiple_results else [out]
+    avals = [ShapedArray(o.shape, o.dtype, getattr(o, "weak_type", False)) for o in leaves]
+    return avals if prim.multiple_results else avals[0]
+
+
+def abstract_eval(prim, args, params):
+    if prim.abstract_eval is not None:
+        return prim.abstract_eval(*args, **params)
+    key = tuple(
+        ("lit", a) if is_python_scalar(a) else (get_aval(a).shape, get_aval(a).dtype,
+                                                  get_aval(a).weak_type)
+        for a in args
+    )  # fmt: skip
+    return _eval_shape_cached(prim, key, tuple(sorted(params.items())))
+
+
+# ---------------------------------------------------------------------------------------------
+# The graph-building trace
+# ---------------------------------------------------------------------------------------------
+
+
+class GraphTracer(Tracer):
+    __slots__ = ("_aval", "var")
+
+    def __init__(self, trace, aval, var):
+        self._trace = trace
+        self._aval = aval
+        self.var = var
+
+    @property
+    def aval(self):
+        return self._aval
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.eqns: list[Eqn] = []
+        self.const_vars: list[Var] = []
+        self.const_vals: list = []
+        self._const_ids: dict[int, Var] = {}
+
+    def const(self, value):
+        var = self._const_ids.get(id(value))
+        if var is None:
+            var = Var(get_aval(value))
+            self._const_ids[id(value)] = var
+            self.const_vars.append(var)
+            self.const_vals.append(value)
+        return var
+
+
+class GraphTrace(Trace):
+    def __init__(self, main, payload):
+        super().__init__(main, payload)
+        self.builder = GraphBuilder()
+        self.cse = CSECache()
+
+    def new_input(self, aval):
+        return GraphTracer(self, aval, Var(aval))
+
+    def atom(self, x):
+        if isinstance(x, GraphTracer) and x._trace is self:
+            return x.var
+        if is_python_scalar(x):
+            return Lit(x)
+        return self.builder.const(x)
+
+    def process_primitive(self, prim, args, params):
+        key = self.cse.key(prim, args, params)
+        hit = self.cse.get(key)
+        if hit is not None:
+            return hit
+        out_aval = abstract_eval(prim, args, params)
+        avals = out_aval if prim.multiple_results else [out_aval]
+        outs = [GraphTracer(self, av, Var(av)) for av in avals]
+        inputs = [self.atom(a) for a in args]
+        self.builder.eqns.append(Eqn(prim, inputs, [o.var for o in outs], dict(params)))
+        result = outs if prim.multiple_results else outs[0]
+        self.cse.put(key, args, result)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Graph
+# ---------------------------------------------------------------------------------------------
+
+
+class Graph:
+    """An explicit functrans graph: inputs, equations and outputs.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> g = ft.make_graph(ft.grad(fnp.sin))(1.0)
+      >>> g.num_equations
+      1
+    """
+
+    def __init__(self, in_vars, const_vars, const_vals, eqns, outs, in_tree, out_tree):
+        self.in_vars = list(in_vars)
+        self.const_vars = list(const_vars)
+        self.const_vals = list(const_vals)
+        self.eqns = list(eqns)
+        self.outs = list(outs)
+        self.in_tree = in_tree
+        self.out_tree = out_tree
+
+    # --- inspection -----------------------------------------------------------------------
+    @property
+    def num_equations(self) -> int:
+        return len(self.eqns)
+
+    def primitive_counts(self) -> collections.Counter:
+        return collections.Counter(e.prim.name for e in self.eqns)
+
+    def __str__(self):
+        return pretty_print(self)
+
+    def __repr__(self):
+        return f"<Graph: {self.num_equations} equations, {len(self.in_vars)} inputs>"
+
+    def _repr_html_(self):
+        import html
+
+        return f"<pre>{html.escape(str(self))}</pre>"
+
+    # --- evaluation -----------------------------------------------------------------------
+    def eval_flat(self, *args):
+        """Evaluate on flat inputs by binding each primitive in the current context."""
+        env = {}
+        for v, x in zip(self.const_vars, self.const_vals):
+            env[v] = x
+        for v, x in zip(self.in_vars, args):
+            env[v] = x
+
+        def read(a):
+            return a.val if isinstance(a, Lit) else env[a]
+
+        for eqn in self.eqns:
+            out = eqn.prim.bind(*[read(a) for a in eqn.inputs], **eqn.params)
+            if eqn.prim.multiple_results:
+                env.update(zip(eqn.outputs, out))
+            else:
+                env[eqn.outputs[0]] = out
+        return [read(a) for a in self.outs]
+
+    def __call__(self, *args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        if tree != self.in_tree:
+            raise ValueError(
+                f"This graph takes arguments with structure {self.in_tree}, got {tree} instead."
+            )
+        for i, (v, x) in enumerate(zip(self.in_vars, leaves)):
+            aval = get_aval(x)
+            if aval.shape != v.aval.shape or aval.dtype != v.aval.dtype:
+                raise TypeError(
+                    f"Graph input {i} expects {v.aval.str_short()}, got {aval.str_short()}."
+                )
+        return jax.tree_util.tree_unflatten(self.out_tree, self.eval_flat(*leaves))
+
+    def to_jax(self):
+        """A pure function of JAX arrays computing this graph, ready for `jax.jit`."""
+
+        def fun(*args):
+            return self(*args)
+
+        return fun
+
+    # --- rewriting ------------------------------------------------------------------------
+    def dce(self) -> Graph:
+        """The same graph without equations that no output depends on."""
+        live = {id(a) for a in self.outs if isinstance(a, Var)}
+        kept = []
+        for eqn in reversed(self.eqns):
+            if any(id(o) in live for o in eqn.outputs):
+                kept.append(eqn)
+                live.update(id(a) for a in eqn.inputs if isinstance(a, Var))
+        kept.reverse()
+        consts = [(v, x) for v, x in zip(self.const_vars, self.const_vals) if id(v) in live]
+        return Graph(
+            self.in_vars, [v for v, _ in consts], [x for _, x in consts], kept, self.outs,
+            self.in_tree, self.out_tree,
+        )  # fmt: skip
+
+    def simplify(self) -> Graph:
+        """An equivalent graph after dead-code elimination.
+
+        Common subexpressions and trivial literals (`x*1`, `x+0`) are already removed while
+        the graph is built.
+        """
+        return self.dce()
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------------------------
+
+
+def _names():
+    i = 0
+    while True:
+        n, s = i, ""
+        while True:
+            s = chr(ord("a") + n % 26) + s
+            n = n // 26 - 1
+            if n < 0:
+                break
+        yield s
+        i += 1
+
+
+def _fmt_param(v):
+    if isinstance(v, np.dtype):
+        return v.name
+    if isinstance(v, tuple):
+        return "(" + ",".join(_fmt_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def pretty_print(graph: Graph) -> str:
+    names = {}
+    gen = _names()
+
+    def name(v):
+        if isinstance(v, Lit):
+            return repr(v.val)
+        if id(v) not in names:
+            names[id(v)] = next(gen)
+        return names[id(v)]
+
+    def decl(v):
+        return f"{name(v)}:{v.aval.str_short()}"
+
+    consts = ", ".join(decl(v) for v in graph.const_vars)
+    ins = ", ".join(decl(v) for v in graph.in_vars)
+    head = f"graph({ins})" + (f" with constants ({consts})" if consts else "") + " {"
+    lines = [head]
+    for eqn in graph.eqns:
+        outs = " ".join(decl(v) for v in eqn.outputs)
+        params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in eqn.params.items())
+        prim = eqn.prim.name + (f"[{params}]" if params else "")
+        args = " ".join(name(a) for a in eqn.inputs)
+        lines.append(f"  {outs} = {prim} {args}".rstrip())
+    lines.append("  return (" + ", ".join(name(a) for a in graph.outs) + ")")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# make_graph
+# ---------------------------------------------------------------------------------------------
+
+
+def trace_to_graph(fun, args, static_argnums=(), name="make_graph"):
+    """Trace `fun(*args)` on abstract values into a `Graph` (static args passed through)."""
+    static = set(i % len(args) for i in static_argnums) if args else set()
+    dyn = [a for i, a in enumerate(args) if i not in static]
+    leaves, in_tree = jax.tree_util.tree_flatten(tuple(dyn))
+    with new_main(GraphTrace, name) as main:
+        trace = main.trace
+        tracers = [trace.new_input(get_aval(x)) for x in leaves]
+        dyn_args = iter(jax.tree_util.tree_unflatten(in_tree, tracers))
+        full = [a if i in static else next(dyn_args) for i, a in enumerate(args)]
+        out = fun(*full)
+        out_leaves, out_tree = jax.tree_util.tree_flatten(out)
+        outs = [trace.atom(o) for o in out_leaves]
+    b = trace.builder
+    return Graph([t.var for t in tracers], b.const_vars, b.const_vals, b.eqns, outs, in_tree,
+                 out_tree)  # fmt: skip
+
+
+def make_graph(fun, static_argnums=()):
+    """Return a function that traces `fun` on its arguments' shapes into a `Graph`.
+
+    Args:
+      fun: any function of arrays, e.g. `ft.grad(f)`.
+      static_argnums: positions of arguments that are Python values, not arrays.
+
+    Returns:
+      A function of the same arguments returning the `Graph` (its inputs are the non-static
+      arguments' leaves).
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> print(ft.make_graph(ft.grad(fnp.sin))(1.0))
+      graph(a:f32[]) {
+        b:f32[] = cos a
+        return (b)
+      }
+    """
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
+
+    @functools.wraps(fun)
+    def wrapped(*args):
+        for i in static_argnums:
+            if not -len(args) <= i < len(args):
+                raise ValueError(
+                    f"`make_graph` got static_argnums={static_argnums}, but the function was "
+                    f"called with {len(args)} positional argument(s)."
+                )
+        return trace_to_graph(fun, args, static_argnums)
+
+    return wrapped

@@ -1,0 +1,278 @@
+"""Indexing: `x[idx]`, `x.at[idx].set(y)` and `x.at[idx].add(y)`.
+
+One static *indexer* describes a NumPy index expression: each entry is `("i", int)`,
+`("s", start, stop, step)`, `("n",)` for `None`, `("e",)` for `...`, or `("a", k)` for the
+k-th index-array operand. Three primitives share it:
+
+  gather(x, *arrays)          = x[idx]
+  scatter_add(x, y, *arrays)  = x.at[idx].add(y)     (the transpose of gather)
+  scatter(x, y, *arrays)      = x.at[idx].set(y)
+
+Each lowers to `jax.numpy` indexing, so shapes, negative indices and the placement of
+advanced-index axes follow NumPy exactly, and each one's derivative is one of the three.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import Primitive, ShapedArray, Tracer, get_aval, is_inexact
+from .elementwise import shape_of, unbroadcast
+
+
+def _rebuild(indexer, arrays):
+    out = []
+    for entry in indexer:
+        kind = entry[0]
+        if kind == "i":
+            out.append(entry[1])
+        elif kind == "s":
+            out.append(slice(*entry[1:]))
+        elif kind == "n":
+            out.append(None)
+        elif kind == "e":
+            out.append(Ellipsis)
+        else:
+            out.append(arrays[entry[1]])
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=2048)
+def _indexed_aval(x_aval, array_avals, indexer):
+    def f(x, *arrays):
+        return x[_rebuild(indexer, arrays)]
+
+    structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in (x_aval, *array_avals)]
+    out = jax.eval_shape(f, *structs)
+    return ShapedArray(out.shape, x_aval.dtype, x_aval.weak_type)
+
+
+def _indexed_shape(x, arrays, indexer):
+    return _indexed_aval(get_aval(x), tuple(get_aval(a) for a in arrays), indexer)
+
+
+def _zeros_like(x):
+    aval = get_aval(x)
+    return jnp.zeros(aval.shape, aval.dtype)
+
+
+# =============================================================================================
+# gather
+# =============================================================================================
+
+gather_p = Primitive("gather")
+gather_p.impl = lambda x, *arrays, indexer: x[_rebuild(indexer, arrays)]
+gather_p.abstract_eval = lambda x, *arrays, indexer: _indexed_shape(x, arrays, indexer)
+gather_p.jvp = lambda primals, tangents, indexer: (
+    gather(primals[0], primals[1:], indexer),
+    gather(tangents[0], primals[1:], indexer),
+)
+gather_p.vjp = lambda needs, ct, out, x, *arrays, indexer: (
+    scatter_add(_zeros_like(x), ct, arrays, indexer),
+) + (None,) * len(arrays)
+
+
+def gather(x, arrays, indexer):
+    return gather_p.bind(x, *arrays, indexer=indexer)
+
+
+# =============================================================================================
+# scatter_add
+# =============================================================================================
+
+scatter_add_p = Primitive("scatter_add")
+scatter_add_p.impl = lambda x, y, *arrays, indexer: x.at[_rebuild(indexer, arrays)].add(y)
+scatter_add_p.abstract_eval = lambda x, y, *arrays, indexer: get_aval(x)
+
+
+def _scatter_add_jvp(primals, tangents, indexer):
+    x, y, *arrays = primals
+    tx, ty = tangents[:2]
+    out = scatter_add(x, y, arrays, indexer)
+    if ty is None:
+        return out, tx
+    return out, scatter_add(_zeros_like(x) if tx is None else tx, ty, arrays, indexer)
+
+
+def _scatter_add_vjp(needs, ct, out, x, y, *arrays, indexer):
+    ct_y = unbroadcast(gather(ct, arrays, indexer), shape_of(y)) if needs[1] else None
+    return (ct, ct_y) + (None,) * len(arrays)
+
+
+scatter_add_p.jvp = _scatter_add_jvp
+scatter_add_p.vjp = _scatter_add_vjp
+
+
+def scatter_add(x, y, arrays, indexer):
+    return scatter_add_p.bind(x, y, *arrays, indexer=indexer)
+
+
+# =============================================================================================
+# scatter (set)
+# =============================================================================================
+
+scatter_p = Primitive("scatter")
+scatter_p.impl = lambda x, y, *arrays, indexer: x.at[_rebuild(indexer, arrays)].set(y)
+scatter_p.abstract_eval = lambda x, y, *arrays, indexer: get_aval(x)
+
+
+def _scatter_jvp(primals, tangents, indexer):
+    x, y, *arrays = primals
+    tx, ty = tangents[:2]
+    out = scatter(x, y, arrays, indexer)
+    tx = _zeros_like(x) if tx is None else tx
+    return out, scatter(tx, 0.0 if ty is None else ty, arrays, indexer)
+
+
+def _scatter_vjp(needs, ct, out, x, y, *arrays, indexer):
+    ct_x = scatter(ct, 0.0, arrays, indexer) if needs[0] else None
+    ct_y = unbroadcast(gather(ct, arrays, indexer), shape_of(y)) if needs[1] else None
+    return (ct_x, ct_y) + (None,) * len(arrays)
+
+
+scatter_p.jvp = _scatter_jvp
+scatter_p.vjp = _scatter_vjp
+
+
+def scatter(x, y, arrays, indexer):
+    return scatter_p.bind(x, y, *arrays, indexer=indexer)
+
+
+# =============================================================================================
+# From a Python index expression to an indexer
+# =============================================================================================
+
+
+def _static_int(v):
+    if isinstance(v, (bool, np.bool_)):
+        return None
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    return None
+
+
+def _bool_mask_to_arrays(mask):
+    if isinstance(mask, Tracer) or isinstance(mask, jax.core.Tracer):
+        raise IndexError(
+            "A boolean mask used as an index must be concrete, because the shape of the result "
+            "depends on how many entries are True; this mask is a traced value. Use "
+            "`functrans.numpy.where(mask, x, 0)` to keep the shape static instead."
+        )
+    return [jnp.asarray(a) for a in np.nonzero(np.asarray(mask))]
+
+
+def parse_index(idx):
+    """Split a Python index into a static indexer and a list of index-array operands."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    indexer, arrays = [], []
+    for item in idx:
+        i = _static_int(item)
+        if i is not None:
+            indexer.append(("i", i))
+        elif item is None:
+            indexer.append(("n",))
+        elif item is Ellipsis:
+            indexer.append(("e",))
+        elif isinstance(item, slice):
+            parts = [item.start, item.stop, item.step]
+            for v in parts:
+                if v is not None and _static_int(v) is None:
+                    raise IndexError(
+                        f"Slice bounds must be static Python integers, got {item!r}. Use "
+                        "`ft.lax.dynamic_slice` for traced bounds."
+                    )
+            indexer.append(("s", *[None if v is None else int(v) for v in parts]))
+        else:
+            if isinstance(item, (list, tuple)):
+                item = np.asarray(item)
+            aval = get_aval(item)
+            if aval.dtype == np.bool_:
+                for a in _bool_mask_to_arrays(item):
+                    indexer.append(("a", len(arrays)))
+                    arrays.append(a)
+            elif jnp.issubdtype(aval.dtype, jnp.integer):
+                indexer.append(("a", len(arrays)))
+                arrays.append(item)
+            else:
+                raise IndexError(
+                    f"Indices must be integers, slices, `None`, `...`, or integer or boolean "
+                    f"arrays; got a value of dtype {aval.dtype}. Convert it with `.astype(int)`."
+                )
+    return tuple(indexer), arrays
+
+
+def getitem(x, idx):
+    indexer, arrays = parse_index(idx)
+    if all(e == ("s", None, None, None) or e == ("e",) for e in indexer):
+        return x
+    return gather(x, arrays, indexer)
+
+
+class _IndexUpdateRef:
+    def __init__(self, x, idx):
+        self.x, self.idx = x, idx
+
+    def get(self):
+        return getitem(self.x, self.idx)
+
+    def set(self, y):
+        from functrans import numpy as fnp
+
+        indexer, arrays = parse_index(self.idx)
+        y = fnp.asarray(y, dtype=get_aval(self.x).dtype)
+        return scatter(self.x, y, arrays, indexer)
+
+    def add(self, y):
+        from functrans import numpy as fnp
+
+        indexer, arrays = parse_index(self.idx)
+        y = fnp.asarray(y, dtype=get_aval(self.x).dtype)
+        return scatter_add(self.x, y, arrays, indexer)
+
+    def multiply(self, y):
+        return self.set(self.get() * y)
+
+    def subtract(self, y):
+        return self.add(-y)
+
+
+class _IndexUpdateHelper:
+    """`x.at[idx]`: functional index updates, as in `jax.numpy`."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __getitem__(self, idx):
+        return _IndexUpdateRef(self.x, idx)
+
+
+# =============================================================================================
+# Static slices used by other rules
+# =============================================================================================
+
+
+def static_slice(x, starts, limits, strides=None):
+    strides = strides or [1] * len(starts)
+    indexer = tuple(("s", int(a), int(b), int(s)) for a, b, s in zip(starts, limits, strides))
+    if all(
+        a == 0 and b == d and s == 1 for (_, a, b, s), d in zip(indexer, shape_of(x))
+    ):
+        return x
+    return gather(x, [], indexer)
+
+
+def slice_in_dim(x, start, limit, axis):
+    shape = shape_of(x)
+    starts = [0] * len(shape)
+    limits = list(shape)
+    starts[axis], limits[axis] = start, limit
+    return static_slice(x, starts, limits)
+
+
+def is_differentiable_value(x):
+    return is_inexact(get_aval(x).dtype)

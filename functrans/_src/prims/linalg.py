@@ -1,0 +1,279 @@
+"""Linear algebra primitives: `dot_general`, `solve`, `triangular_solve`, `cholesky`, `slogdet`.
+
+Every rule is written with these same primitives, so derivatives of any order stay in
+closed form (the derivative of a solve is a solve, of a Cholesky factor a triangular solve).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import Primitive, ShapedArray, get_aval
+from .elementwise import add_any, broadcast_to, mul, neg, select, shape_of, sub
+from .structural import transpose
+
+# =============================================================================================
+# dot_general (lax semantics: ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch)))
+# =============================================================================================
+
+dot_general_p = Primitive("dot_general")
+dot_general_p.impl = lambda x, y, dimension_numbers: jax.lax.dot_general(x, y, dimension_numbers)
+
+
+def _free(ndim, contract, batch):
+    return [i for i in range(ndim) if i not in contract and i not in batch]
+
+
+def _dot_general_aval(x, y, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    xa, ya = get_aval(x), get_aval(y)
+    for a, b in list(zip(lc, rc)) + list(zip(lb, rb)):
+        if xa.shape[a] != ya.shape[b]:
+            raise ValueError(
+                f"`dot_general` got operands of shapes {xa.shape} and {ya.shape} whose paired "
+                f"axes {a} and {b} differ in size ({xa.shape[a]} vs {ya.shape[b]})."
+            )
+    shape = (
+        [xa.shape[i] for i in lb]
+        + [xa.shape[i] for i in _free(xa.ndim, lc, lb)]
+        + [ya.shape[i] for i in _free(ya.ndim, rc, rb)]
+    )
+    return ShapedArray(shape, xa.dtype, xa.weak_type and ya.weak_type)
+
+
+def _dot_general_transpose(ct, other, dims, self_ndim, other_ndim, self_first):
+    """Cotangent of one operand of a `dot_general` (`self_first`: it was the lhs).
+
+    `dims` is `((self_contract, other_contract), (self_batch, other_batch))`.
+    """
+    (c_self, c_other), (b_self, b_other) = dims
+    nb = len(b_self)
+    f_self = _free(self_ndim, c_self, b_self)
+    f_other = _free(other_ndim, c_other, b_other)
+    # ct's axes are: batch, lhs free, rhs free. Contract away the free axes of `other`.
+    first = nb + len(f_self) if self_first else nb
+    other_free_in_ct = tuple(range(first, first + len(f_other)))
+    g = dot_general(ct, other, ((other_free_in_ct, tuple(f_other)), (tuple(range(nb)), b_other)))
+    # g's axes: batch, free axes of self, then the contracting axes of `other` in positional
+    # order, each standing where its partner contracting axis of self belongs.
+    pos = [0] * self_ndim
+    for i, a in enumerate(b_self):
+        pos[a] = i
+    for j, a in enumerate(f_self):
+        pos[a] = nb + j
+    for r, k in enumerate(sorted(range(len(c_other)), key=lambda k: c_other[k])):
+        pos[c_self[k]] = nb + len(f_self) + r
+    return transpose(g, pos)
+
+
+def _dot_general_vjp(needs, ct, out, x, y, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    xn, yn = len(shape_of(x)), len(shape_of(y))
+    ct_x = _dot_general_transpose(ct, y, ((lc, rc), (lb, rb)), xn, yn, True) if needs[0] else None
+    ct_y = _dot_general_transpose(ct, x, ((rc, lc), (rb, lb)), yn, xn, False) if needs[1] else None
+    return ct_x, ct_y
+
+
+def _dot_general_jvp(primals, tangents, dimension_numbers):
+    (x, y), (tx, ty) = primals, tangents
+    out = dot_general(x, y, dimension_numbers)
+    terms = []
+    if tx is not None:
+        terms.append(dot_general(tx, y, dimension_numbers))
+    if ty is not None:
+        terms.append(dot_general(x, ty, dimension_numbers))
+    return out, add_any(*terms)
+
+
+dot_general_p.abstract_eval = _dot_general_aval
+dot_general_p.jvp = _dot_general_jvp
+dot_general_p.vjp = _dot_general_vjp
+
+
+def dot_general(x, y, dimension_numbers):
+    (lc, rc), (lb, rb) = dimension_numbers
+    dn = ((tuple(map(int, lc)), tuple(map(int, rc))), (tuple(map(int, lb)), tuple(map(int, rb))))
+    return dot_general_p.bind(x, y, dimension_numbers=dn)
+
+
+def matmul2(a, b):
+    """Batched matrix product of `(..., m, k)` and `(..., k, n)` with equal batch shapes."""
+    nb = len(shape_of(a)) - 2
+    batch = tuple(range(nb))
+    return dot_general(a, b, (((nb + 1,), (nb,)), (batch, batch)))
+
+
+def mT(a):
+    """Swap the last two axes."""
+    n = len(shape_of(a))
+    return transpose(a, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+# =============================================================================================
+# solve(a, b): a^{-1} b for a of shape (..., n, n) and b of shape (..., n, k)
+# =============================================================================================
+
+solve_p = Primitive("solve")
+solve_p.impl = lambda a, b: jnp.linalg.solve(a, b)
+solve_p.abstract_eval = lambda a, b: get_aval(b)
+
+
+def _solve_jvp(primals, tangents):
+    (a, b), (ta, tb) = primals, tangents
+    out = solve(a, b)
+    rhs = tb
+    if ta is not None:
+        term = matmul2(ta, out)  # d(a^{-1} b) = a^{-1} (db - da a^{-1} b)
+        rhs = neg(term) if rhs is None else sub(rhs, term)
+    return out, solve(a, rhs)
+
+
+def _solve_vjp(needs, ct, out, a, b):
+    ct_b = solve(mT(a), ct)
+    ct_a = neg(matmul2(ct_b, mT(out))) if needs[0] else None
+    return ct_a, ct_b if needs[1] else None
+
+
+solve_p.jvp = _solve_jvp
+solve_p.vjp = _solve_vjp
+
+
+def solve(a, b):
+    return solve_p.bind(a, b)
+
+
+# =============================================================================================
+# triangular_solve(a, b, lower, transpose_a): op(a)^{-1} b, op(a) = a or a^T (left side only)
+# =============================================================================================
+
+triangular_solve_p = Primitive("triangular_solve")
+triangular_solve_p.impl = lambda a, b, lower, transpose_a: jax.lax.linalg.triangular_solve(
+    a, b, left_side=True, lower=lower, transpose_a=transpose_a
+)
+triangular_solve_p.abstract_eval = lambda a, b, lower, transpose_a: get_aval(b)
+
+
+def _tri_mask(a, lower):
+    n = shape_of(a)[-1]
+    return np.tril(np.ones((n, n), bool)) if lower else np.triu(np.ones((n, n), bool))
+
+
+def _triangular_solve_jvp(primals, tangents, lower, transpose_a):
+    (a, b), (ta, tb) = primals, tangents
+    out = triangular_solve(a, b, lower, transpose_a)
+    rhs = tb
+    if ta is not None:
+        ta = select(_tri_mask(a, lower), ta, 0.0)
+        term = matmul2(mT(ta) if transpose_a else ta, out)
+        rhs = neg(term) if rhs is None else sub(rhs, term)
+    return out, triangular_solve(a, rhs, lower, transpose_a)
+
+
+def _triangular_solve_vjp(needs, ct, out, a, b, lower, transpose_a):
+    ct_b = triangular_solve(a, ct, lower, not transpose_a)
+    ct_a = None
+    if needs[0]:
+        # X = op(a)^{-1} B: ct_op(a) = -ct_B X^T, so ct_a = that or its transpose.
+        g = neg(matmul2(out, mT(ct_b)) if transpose_a else matmul2(ct_b, mT(out)))
+        ct_a = select(_tri_mask(a, lower), g, 0.0)
+    return ct_a, ct_b if needs[1] else None
+
+
+triangular_solve_p.jvp = _triangular_solve_jvp
+triangular_solve_p.vjp = _triangular_solve_vjp
+
+
+def triangular_solve(a, b, lower, transpose_a=False):
+    return triangular_solve_p.bind(a, b, lower=bool(lower), transpose_a=bool(transpose_a))
+
+
+# =============================================================================================
+# cholesky(a) = L with a = L L^T. Only the symmetric part of a tangent counts, as in JAX.
+# =============================================================================================
+
+cholesky_p = Primitive("cholesky")
+cholesky_p.impl = lambda a: jnp.linalg.cholesky(a)
+cholesky_p.abstract_eval = lambda a: get_aval(a)
+
+
+def _phi(x):
+    """Lower triangle of x with its diagonal halved."""
+    n = shape_of(x)[-1]
+    weights = np.tril(np.ones((n, n))) - 0.5 * np.eye(n)
+    return mul(x, weights.astype(get_aval(x).dtype))
+
+
+def _cholesky_jvp(primals, tangents):
+    (a,), (ta,) = primals, tangents
+    L = cholesky(a)
+    sym = mul(add_any(ta, mT(ta)), 0.5)
+    # dL = L phi(L^{-1} dA L^{-T})
+    inner = triangular_solve(L, mT(triangular_solve(L, sym, lower=True)), lower=True)
+    return L, matmul2(L, _phi(inner))
+
+
+def _cholesky_vjp(needs, ct, L, a):
+    # Transpose of the JVP: S = L^{-T} phi(L^T ct) L^{-1}, then symmetrise.
+    p = _phi(matmul2(mT(L), ct))
+    s = triangular_solve(L, mT(triangular_solve(L, p, lower=True, transpose_a=True)), lower=True,
+                         transpose_a=True)  # fmt: skip
+    return (mul(add_any(s, mT(s)), 0.5),)
+
+
+cholesky_p.jvp = _cholesky_jvp
+cholesky_p.vjp = _cholesky_vjp
+
+
+def cholesky(a):
+    return cholesky_p.bind(a)
+
+
+# =============================================================================================
+# slogdet(a) -> (sign, log|det a|); sign has no derivative
+# =============================================================================================
+
+slogdet_p = Primitive("slogdet", multiple_results=True)
+slogdet_p.impl = lambda a: tuple(jnp.linalg.slogdet(a))
+
+
+def _slogdet_aval(a):
+    aval = get_aval(a)
+    shape = aval.shape[:-2]
+    return [ShapedArray(shape, aval.dtype), ShapedArray(shape, aval.dtype)]
+
+
+def _inv_T(a):
+    n = shape_of(a)[-1]
+    eye = broadcast_to(np.eye(n, dtype=get_aval(a).dtype), shape_of(a))
+    return solve(mT(a), eye)
+
+
+def _slogdet_jvp(primals, tangents):
+    (a,), (ta,) = primals, tangents
+    sign, logdet = slogdet(a)
+    # d log|det a| = tr(a^{-1} da) = sum(a^{-T} * da)
+    from .reductions import reduce_sum
+
+    nd = len(shape_of(a))
+    return [sign, logdet], [None, reduce_sum(mul(_inv_T(a), ta), (nd - 2, nd - 1))]
+
+
+def _slogdet_vjp(needs, cts, outs, a):
+    _, ct = cts
+    if ct is None:
+        return (None,)
+    from .reductions import expand_back
+
+    nd = len(shape_of(a))
+    return (mul(expand_back(ct, shape_of(a), (nd - 2, nd - 1)), _inv_T(a)),)
+
+
+slogdet_p.abstract_eval = _slogdet_aval
+slogdet_p.jvp = _slogdet_jvp
+slogdet_p.vjp = _slogdet_vjp
+
+
+def slogdet(a):
+    return slogdet_p.bind(a)

@@ -1,0 +1,184 @@
+"""Reductions over static axes: sum, max, min, prod, argmax, argmin, cumulative sum."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import Primitive, ShapedArray, get_aval
+from .elementwise import (
+    broadcast_to,
+    convert_element_type,
+    div,
+    dtype_of,
+    eq,
+    mul,
+    select,
+    shape_of,
+)
+from .structural import reshape, transpose
+
+
+def _reduced_shape(shape, axes):
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_aval(x, axes):
+    aval = get_aval(x)
+    return ShapedArray(_reduced_shape(aval.shape, axes), aval.dtype, aval.weak_type)
+
+
+def expand_back(y, shape, axes):
+    """Broadcast a reduced value `y` back to the input `shape` (the VJP of a sum)."""
+    kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return broadcast_to(reshape(y, kept), shape)
+
+
+# =============================================================================================
+# reduce_sum
+# =============================================================================================
+
+reduce_sum_p = Primitive("reduce_sum")
+reduce_sum_p.impl = lambda x, axes: jnp.sum(x, axis=axes)
+reduce_sum_p.abstract_eval = _reduce_aval
+reduce_sum_p.jvp = lambda primals, tangents, axes: (
+    reduce_sum(primals[0], axes),
+    reduce_sum(tangents[0], axes),
+)
+reduce_sum_p.vjp = lambda needs, ct, out, x, axes: (expand_back(ct, shape_of(x), axes),)
+
+
+def reduce_sum(x, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    if not axes:
+        return x
+    return reduce_sum_p.bind(x, axes=axes)
+
+
+# =============================================================================================
+# reduce_max / reduce_min: the derivative is shared equally among tied maxima, as in JAX
+# =============================================================================================
+
+
+def _extremum(name, impl):
+    p = Primitive(name)
+    p.impl = impl
+    p.abstract_eval = _reduce_aval
+
+    def weights(x, out, axes):
+        shape = shape_of(x)
+        hit = convert_element_type(eq(x, expand_back(out, shape, axes)), dtype_of(x))
+        return div(hit, expand_back(reduce_sum(hit, axes), shape, axes))
+
+    def jvp(primals, tangents, axes):
+        (x,), (t,) = primals, tangents
+        out = p.bind(x, axes=axes)
+        return out, reduce_sum(mul(t, weights(x, out, axes)), axes)
+
+    def vjp(needs, ct, out, x, axes):
+        return (mul(expand_back(ct, shape_of(x), axes), weights(x, out, axes)),)
+
+    p.jvp, p.vjp = jvp, vjp
+    return p
+
+
+reduce_max_p = _extremum("reduce_max", lambda x, axes: jnp.max(x, axis=axes))
+reduce_min_p = _extremum("reduce_min", lambda x, axes: jnp.min(x, axis=axes))
+
+
+def reduce_max(x, axes):
+    return reduce_max_p.bind(x, axes=tuple(sorted(axes)))
+
+
+def reduce_min(x, axes):
+    return reduce_min_p.bind(x, axes=tuple(sorted(axes)))
+
+
+# =============================================================================================
+# reduce_prod: d prod / d x_i is the product of the other entries, computed without division
+# so that it stays right (and differentiable) where entries are zero.
+# =============================================================================================
+
+reduce_prod_p = Primitive("reduce_prod")
+reduce_prod_p.impl = lambda x, axes: jnp.prod(x, axis=axes)
+reduce_prod_p.abstract_eval = _reduce_aval
+
+
+def _prod_of_others(x, axes):
+    """An array shaped like `x` whose entry i is the product over `axes` of all entries but i."""
+    shape = shape_of(x)
+    kept = [i for i in range(len(shape)) if i not in axes]
+    perm = kept + list(axes)
+    moved = transpose(x, perm)
+    lead = [shape[i] for i in kept]
+    n = int(np.prod([shape[i] for i in axes], dtype=np.int64))
+    flat = reshape(moved, (*lead, 1, n))
+    eye = np.eye(n, dtype=bool)
+    # row i of the (n, n) block is x with entry i replaced by 1
+    block = select(eye, 1.0, broadcast_to(flat, (*lead, n, n)))
+    others = reduce_prod(block, (len(lead) + 1,))
+    others = reshape(others, [shape[i] for i in perm])
+    return transpose(others, tuple(np.argsort(perm)))
+
+
+def _reduce_prod_jvp(primals, tangents, axes):
+    (x,), (t,) = primals, tangents
+    return reduce_prod(x, axes), reduce_sum(mul(t, _prod_of_others(x, axes)), axes)
+
+
+def _reduce_prod_vjp(needs, ct, out, x, axes):
+    return (mul(expand_back(ct, shape_of(x), axes), _prod_of_others(x, axes)),)
+
+
+reduce_prod_p.jvp = _reduce_prod_jvp
+reduce_prod_p.vjp = _reduce_prod_vjp
+
+
+def reduce_prod(x, axes):
+    axes = tuple(sorted(int(a) for a in axes))
+    if not axes:
+        return x
+    return reduce_prod_p.bind(x, axes=axes)
+
+
+# =============================================================================================
+# argmax / argmin (integer results: no derivative)
+# =============================================================================================
+
+
+def _arg_aval(x, axis, index_dtype):
+    aval = get_aval(x)
+    return ShapedArray(_reduced_shape(aval.shape, (axis,)), index_dtype)
+
+
+argmax_p = Primitive("argmax", differentiable=False)
+argmax_p.impl = lambda x, axis, index_dtype: jnp.argmax(x, axis=axis).astype(index_dtype)
+argmax_p.abstract_eval = _arg_aval
+argmin_p = Primitive("argmin", differentiable=False)
+argmin_p.impl = lambda x, axis, index_dtype: jnp.argmin(x, axis=axis).astype(index_dtype)
+argmin_p.abstract_eval = _arg_aval
+
+# =============================================================================================
+# cumsum
+# =============================================================================================
+
+cumsum_p = Primitive("cumsum")
+
+
+def _cumsum_impl(x, axis, reverse):
+    if reverse:
+        return jnp.flip(jnp.cumsum(jnp.flip(x, axis), axis=axis), axis)
+    return jnp.cumsum(x, axis=axis)
+
+
+cumsum_p.impl = _cumsum_impl
+cumsum_p.abstract_eval = lambda x, axis, reverse: get_aval(x)
+cumsum_p.jvp = lambda primals, tangents, axis, reverse: (
+    cumsum(primals[0], axis, reverse),
+    cumsum(tangents[0], axis, reverse),
+)
+cumsum_p.vjp = lambda needs, ct, out, x, axis, reverse: (cumsum(ct, axis, not reverse),)
+
+
+def cumsum(x, axis, reverse=False):
+    return cumsum_p.bind(x, axis=int(axis), reverse=bool(reverse))

@@ -1,0 +1,174 @@
+"""Primitives that move data without arithmetic: reshape, transpose, concatenate, pad."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import Primitive, ShapedArray, get_aval
+from .elementwise import add_any, shape_of
+
+# =============================================================================================
+# reshape
+# =============================================================================================
+
+reshape_p = Primitive("reshape")
+reshape_p.impl = lambda x, new_sizes: jnp.reshape(x, new_sizes)
+
+
+def _reshape_aval(x, new_sizes):
+    aval = get_aval(x)
+    if int(np.prod(new_sizes, dtype=np.int64)) != aval.size:
+        raise ValueError(
+            f"Cannot reshape an array of shape {aval.shape} ({aval.size} elements) into shape "
+            f"{tuple(new_sizes)}: the number of elements must stay the same."
+        )
+    return ShapedArray(new_sizes, aval.dtype, aval.weak_type)
+
+
+reshape_p.abstract_eval = _reshape_aval
+reshape_p.jvp = lambda primals, tangents, new_sizes: (
+    reshape(primals[0], new_sizes),
+    reshape(tangents[0], new_sizes),
+)
+reshape_p.vjp = lambda needs, ct, out, x, new_sizes: (reshape(ct, shape_of(x)),)
+
+
+def reshape(x, shape):
+    shape = tuple(int(d) for d in shape)
+    if shape_of(x) == shape:
+        return x
+    return reshape_p.bind(x, new_sizes=shape)
+
+
+# =============================================================================================
+# transpose
+# =============================================================================================
+
+transpose_p = Primitive("transpose")
+transpose_p.impl = lambda x, permutation: jnp.transpose(x, permutation)
+
+
+def _transpose_aval(x, permutation):
+    aval = get_aval(x)
+    return ShapedArray([aval.shape[p] for p in permutation], aval.dtype, aval.weak_type)
+
+
+transpose_p.abstract_eval = _transpose_aval
+transpose_p.jvp = lambda primals, tangents, permutation: (
+    transpose(primals[0], permutation),
+    transpose(tangents[0], permutation),
+)
+transpose_p.vjp = lambda needs, ct, out, x, permutation: (
+    transpose(ct, tuple(np.argsort(permutation))),
+)
+
+
+def transpose(x, permutation):
+    permutation = tuple(int(p) for p in permutation)
+    if permutation == tuple(range(len(permutation))):
+        return x
+    return transpose_p.bind(x, permutation=permutation)
+
+
+# =============================================================================================
+# concatenate
+# =============================================================================================
+
+concatenate_p = Primitive("concatenate")
+concatenate_p.impl = lambda *xs, axis: jnp.concatenate(xs, axis=axis)
+
+
+def _concatenate_aval(*xs, axis):
+    avals = [get_aval(x) for x in xs]
+    shape = list(avals[0].shape)
+    for av in avals[1:]:
+        if len(av.shape) != len(shape) or any(
+            a != b for i, (a, b) in enumerate(zip(av.shape, shape)) if i != axis
+        ):
+            raise ValueError(
+                "Cannot concatenate arrays of shapes "
+                f"{[a.shape for a in avals]} along axis {axis}: all other axes must match."
+            )
+    shape[axis] = sum(av.shape[axis] for av in avals)
+    return ShapedArray(shape, avals[0].dtype, all(a.weak_type for a in avals))
+
+
+def _concatenate_jvp(primals, tangents, axis):
+    out = concatenate_p.bind(*primals, axis=axis)
+    ts = [
+        t if t is not None else jnp.zeros(shape_of(p), get_aval(p).dtype)
+        for p, t in zip(primals, tangents)
+    ]
+    return out, concatenate_p.bind(*ts, axis=axis)
+
+
+def _concatenate_vjp(needs, ct, out, *xs, axis):
+    from .indexing import slice_in_dim
+
+    cts, start = [], 0
+    for need, x in zip(needs, xs):
+        size = shape_of(x)[axis]
+        cts.append(slice_in_dim(ct, start, start + size, axis) if need else None)
+        start += size
+    return tuple(cts)
+
+
+concatenate_p.abstract_eval = _concatenate_aval
+concatenate_p.jvp = _concatenate_jvp
+concatenate_p.vjp = _concatenate_vjp
+
+
+def concatenate(xs, axis):
+    if len(xs) == 1:
+        return xs[0]
+    return concatenate_p.bind(*xs, axis=int(axis))
+
+
+# =============================================================================================
+# pad (lax semantics: (low, high, interior) per axis, all non-negative)
+# =============================================================================================
+
+pad_p = Primitive("pad")
+pad_p.impl = lambda x, padding_value, config: jax.lax.pad(
+    x, jnp.asarray(padding_value, x.dtype), config
+)
+
+
+def _pad_aval(x, padding_value, config):
+    aval = get_aval(x)
+    shape = [
+        lo + hi + d + max(d - 1, 0) * interior
+        for d, (lo, hi, interior) in zip(aval.shape, config)
+    ]
+    return ShapedArray(shape, aval.dtype, aval.weak_type)
+
+
+def _pad_jvp(primals, tangents, padding_value, config):
+    (x,), (t,) = primals, tangents
+    return pad(x, padding_value, config), pad(t, 0.0, config)
+
+
+def _pad_vjp(needs, ct, out, x, padding_value, config):
+    from .indexing import static_slice
+
+    starts = [lo for lo, _, _ in config]
+    limits = [s - hi for s, (_, hi, _) in zip(shape_of(ct), config)]
+    strides = [interior + 1 for _, _, interior in config]
+    return (static_slice(ct, starts, limits, strides),)
+
+
+pad_p.abstract_eval = _pad_aval
+pad_p.jvp = _pad_jvp
+pad_p.vjp = _pad_vjp
+
+
+def pad(x, padding_value, config):
+    config = tuple((int(lo), int(hi), int(i)) for lo, hi, i in config)
+    if all(c == (0, 0, 0) for c in config):
+        return x
+    return pad_p.bind(x, padding_value=padding_value, config=config)
+
+
+__all__ = ["add_any", "concatenate", "pad", "reshape", "transpose"]
