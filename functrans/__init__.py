@@ -1,8 +1,8 @@
 """functrans: composable function transformations with explicit derivative graphs.
 
-    >>> import functrans as ft, functrans.numpy as fnp
-    >>> ft.grad(ft.grad(lambda x: x ** 3))(2.0)
-    Array(12., dtype=float32, weak_type=True)
+>>> import functrans as ft, functrans.numpy as fnp
+>>> ft.grad(ft.grad(lambda x: x ** 3))(2.0)
+Array(12., dtype=float32, weak_type=True)
 """
 
 from . import lax, nn, numpy

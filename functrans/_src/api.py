@@ -372,7 +372,9 @@ def _check_tangent(p, t):
         t = jnp.asarray(t, p_aval.dtype if is_inexact(p_aval.dtype) else None)
     elif isinstance(t, (np.ndarray, np.generic)) and t.dtype != jax.dtypes.float0:
         t = jnp.asarray(t)
-    t_aval = get_aval(t) if not (isinstance(t, np.ndarray) and t.dtype == jax.dtypes.float0) else None
+    t_aval = (
+        get_aval(t) if not (isinstance(t, np.ndarray) and t.dtype == jax.dtypes.float0) else None
+    )
     t_shape = np.shape(t)
     if tuple(t_shape) != p_aval.shape:
         raise ValueError(
@@ -429,5 +431,3 @@ def stop_gradient(x):
         return sg(v) if is_inexact(get_aval(v).dtype) else v
 
     return tree_map(one, x)
-
-

@@ -28,7 +28,8 @@ class JVPTracer(Tracer):
         raise _drop_error(self, what)
 
     def __repr__(self):
-        return f"Traced<{self.aval.str_short()}> from `{self._trace.main.name}` (primal: {self.primal!r})"
+        name = self._trace.main.name
+        return f"Traced<{self.aval.str_short()}> from `{name}` (primal: {self.primal!r})"
 
 
 def _drop_error(tracer, what):

@@ -31,7 +31,8 @@ class VJPTracer(Tracer):
         raise _drop_error(self, what)
 
     def __repr__(self):
-        return f"Traced<{self.aval.str_short()}> from `{self._trace.main.name}` (primal: {self.primal!r})"
+        name = self._trace.main.name
+        return f"Traced<{self.aval.str_short()}> from `{name}` (primal: {self.primal!r})"
 
 
 class TapeEqn:

@@ -14,33 +14,34 @@ from __future__ import annotations
 import builtins
 import math
 
-
 import jax
 import jax.numpy as jnp
 import numpy as _np
-from jax.numpy import (  # dtypes and constants, shared with jax.numpy
+from jax.numpy import (  # dtypes and constants, shared with jax.numpy  # noqa: F401
     bfloat16,
     bool_,
     complex64,
     complex128,
-    dtype,
     e,
     float16,
     float32,
     float64,
+    floating,
+    inexact,
     inf,
     int8,
     int16,
     int32,
     int64,
     integer,
+    issubdtype,
     nan,
     newaxis,
     pi,
+    result_type,
     uint8,
     uint32,
 )
-from jax.numpy import floating, inexact, issubdtype, result_type  # noqa: F401
 
 from .._src import core
 from .._src.core import Tracer, get_aval, is_python_scalar
@@ -655,7 +656,10 @@ def dot(a, b):
         return multiply(a, b)
     cb = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[cb]:
-        raise ValueError(f"shapes {sa} and {sb} not aligned: {sa[-1]} (dim {len(sa) - 1}) != {sb[cb]} (dim {cb}).")
+        raise ValueError(
+            f"`dot`: shapes {sa} and {sb} are not aligned: "
+            f"{sa[-1]} (axis {len(sa) - 1}) != {sb[cb]} (axis {cb})."
+        )
     return la.dot_general(a, b, (((len(sa) - 1,), (cb,)), ((), ())))
 
 
@@ -702,7 +706,9 @@ def einsum(subscripts, *operands):
         raise ValueError(f"einsum: {len(ins)} subscripts for {len(operands)} operands.")
     for s, o in zip(ins, operands):
         if len(s) != ndim(o):
-            raise ValueError(f"einsum: subscript {s!r} does not match an operand of shape {shape(o)}.")
+            raise ValueError(
+                f"einsum: subscript {s!r} does not match an operand of shape {shape(o)}."
+            )
         if len(set(s)) != len(s):
             # a repeated index takes a diagonal first
             raise NotImplementedError("einsum with a repeated index in one operand (a diagonal).")
@@ -728,8 +734,10 @@ def einsum(subscripts, *operands):
             (tuple(sa.index(c) for c in batch), tuple(sb.index(c) for c in batch)),
         )
         res = la.dot_general(a, b, dn)
-        s_res = "".join(batch) + "".join(c for c in sa if c not in sb) + "".join(
-            c for c in sb if c not in sa
+        s_res = (
+            "".join(batch)
+            + "".join(c for c in sa if c not in sb)
+            + "".join(c for c in sb if c not in sa)
         )
         terms = [(s_res, res)] + terms[2:]
     s, res = terms[0]
@@ -739,4 +747,4 @@ def einsum(subscripts, *operands):
     return st.transpose(res, tuple(s.index(c) for c in out))
 
 
-
+dtype = jnp.dtype

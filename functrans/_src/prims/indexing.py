@@ -72,8 +72,8 @@ gather_p.jvp = lambda primals, tangents, indexer: (
     gather(tangents[0], primals[1:], indexer),
 )
 gather_p.vjp = lambda needs, ct, out, x, *arrays, indexer: (
-    scatter_add(_zeros_like(x), ct, arrays, indexer),
-) + (None,) * len(arrays)
+    (scatter_add(_zeros_like(x), ct, arrays, indexer),) + (None,) * len(arrays)
+)
 
 
 def gather(x, arrays, indexer):
@@ -259,9 +259,7 @@ class _IndexUpdateHelper:
 def static_slice(x, starts, limits, strides=None):
     strides = strides or [1] * len(starts)
     indexer = tuple(("s", int(a), int(b), int(s)) for a, b, s in zip(starts, limits, strides))
-    if all(
-        a == 0 and b == d and s == 1 for (_, a, b, s), d in zip(indexer, shape_of(x))
-    ):
+    if all(a == 0 and b == d and s == 1 for (_, a, b, s), d in zip(indexer, shape_of(x))):
         return x
     return gather(x, [], indexer)
 

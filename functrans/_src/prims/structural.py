@@ -139,8 +139,7 @@ pad_p.impl = lambda x, padding_value, config: jax.lax.pad(
 def _pad_aval(x, padding_value, config):
     aval = get_aval(x)
     shape = [
-        lo + hi + d + max(d - 1, 0) * interior
-        for d, (lo, hi, interior) in zip(aval.shape, config)
+        lo + hi + d + max(d - 1, 0) * interior for d, (lo, hi, interior) in zip(aval.shape, config)
     ]
     return ShapedArray(shape, aval.dtype, aval.weak_type)
 
