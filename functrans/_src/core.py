@@ -320,16 +320,7 @@ class Tracer(metaclass=_TracerType):
     def __array__(self, *args, **kwargs):
         raise TypeError(
             _NP_ERROR.format(aval=self.aval.str_short(), name=self._trace.main.name,
-                             where="`numpy` (via `__array__`)")
-        )  # fmt: skip
-
-    @property
-    def __jax_array__(self):
-        # JAX looks this attribute up (with `hasattr`) before it accepts an argument, so
-        # raising here stops a functrans value at the door of every `jax.numpy` function.
-        raise TypeError(
-            _NP_ERROR.format(aval=self.aval.str_short(), name=self._trace.main.name,
-                             where="`jax.numpy` or another JAX function")
+                             where="`numpy` or `jax.numpy` (via `__array__`)")
         )  # fmt: skip
 
     def to_concrete(self, what):

@@ -181,6 +181,7 @@ def _unary_float(fn):
 def _binary(fn, to_inexact=False):
     def wrapper(x, y):
         x, y = _promote(x, y, to_inexact=to_inexact)
+        ew._broadcast_shapes(shape(x), shape(y))  # a clear ValueError, in every context
         if _all_scalars((x, y)):
             x = jnp.asarray(x)
         return fn(x, y)
@@ -689,6 +690,21 @@ def tensordot(a, b, axes=2):
     return la.dot_general(a, b, ((tuple(ca), tuple(cb)), ((), ())))
 
 
+def _einsum_diagonals(s, x):
+    """Take the diagonal for each index repeated within one operand (`"ii->i"`)."""
+    while len(set(s)) != len(s):
+        c = next(c for c in s if s.count(c) > 1)
+        p1 = s.index(c)
+        p2 = s.index(c, p1 + 1)
+        n = shape(x)[p1]
+        mask_shape = [1] * len(s)
+        mask_shape[p1] = mask_shape[p2] = n
+        mask = _np.eye(n, dtype=get_aval(x).dtype).reshape(mask_shape)
+        x = red.reduce_sum(ew.mul(x, mask), (p2,))
+        s = s[:p2] + s[p2 + 1 :]
+    return s, x
+
+
 def einsum(subscripts, *operands):
     """Einstein summation over explicit or implicit subscripts, contracted pairwise."""
     operands = _promote(*[_as_array(o) for o in operands])
@@ -709,10 +725,7 @@ def einsum(subscripts, *operands):
             raise ValueError(
                 f"einsum: subscript {s!r} does not match an operand of shape {shape(o)}."
             )
-        if len(set(s)) != len(s):
-            # a repeated index takes a diagonal first
-            raise NotImplementedError("einsum with a repeated index in one operand (a diagonal).")
-    terms = list(zip(ins, operands))
+    terms = [_einsum_diagonals(s, o) for s, o in zip(ins, operands)]
 
     def needed(skip):
         rest = "".join(s for j, (s, _) in enumerate(terms) if j not in skip)
