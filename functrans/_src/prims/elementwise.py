@@ -345,7 +345,13 @@ def _is_lit(v, value):
     return is_python_scalar(v) and v == value
 
 
+def _both_literal(x, y):
+    return is_python_scalar(x) and is_python_scalar(y)
+
+
 def add(x, y):
+    if _both_literal(x, y):
+        return x + y  # literals fold in Python: no constant arrays in derivative graphs
     if _is_lit(y, 0) and not is_python_scalar(x):
         return x  # x + 0 -> x
     if _is_lit(x, 0) and not is_python_scalar(y):
@@ -362,6 +368,8 @@ def add_any(*xs):
 
 
 def sub(x, y):
+    if _both_literal(x, y):
+        return x - y
     if _is_lit(y, 0) and not is_python_scalar(x):
         return x  # x - 0 -> x
     if _is_lit(x, 0) and not is_python_scalar(y):
@@ -370,6 +378,8 @@ def sub(x, y):
 
 
 def mul(x, y):
+    if _both_literal(x, y):
+        return x * y
     if _is_lit(y, 1) and not is_python_scalar(x):
         return x  # x * 1 -> x
     if _is_lit(x, 1) and not is_python_scalar(y):
@@ -382,12 +392,16 @@ def mul(x, y):
 
 
 def div(x, y):
+    if _both_literal(x, y) and y != 0:
+        return x / y
     if _is_lit(y, 1) and not is_python_scalar(x):
         return x  # x / 1 -> x
     return div_p.bind(x, y)
 
 
 def neg(x):
+    if is_python_scalar(x):
+        return -x
     return neg_p.bind(x)
 
 
