@@ -185,6 +185,9 @@ class MainTrace:
 class _State(threading.local):
     def __init__(self):
         self.stack: list[MainTrace] = []
+        # The innermost graph-building transformation: operations on constants alone are
+        # recorded there too, so a graph holds its constant work instead of baked arrays.
+        self.staging: MainTrace | None = None
 
 
 _state = _State()
@@ -192,7 +195,7 @@ _level_counter = itertools.count(1)
 
 
 @contextlib.contextmanager
-def new_main(trace_type, name: str, payload: Any = None):
+def new_main(trace_type, name: str, payload: Any = None, staging: bool = False):
     """Push a fresh transformation instance; it is deactivated when the block ends.
 
     Levels grow monotonically across the whole process, so an inner transformation always
@@ -204,9 +207,13 @@ def new_main(trace_type, name: str, payload: Any = None):
     # them unique, which also makes leaked tracers from other threads harmless to detect.
     main = MainTrace(next(_level_counter), trace_type, name, payload)
     stack.append(main)
+    prev_staging = _state.staging
+    if staging:
+        _state.staging = main
     try:
         yield main
     finally:
+        _state.staging = prev_staging
         main.active = False
         # Remove this main even if an exception left inner ones behind.
         while stack:
@@ -234,7 +241,9 @@ def bind(prim: Primitive, args, params):
             if top is None or main.level > top.level:
                 top = main
     if top is None:
-        return prim.impl(*args, **params)
+        top = _state.staging
+        if top is None:
+            return prim.impl(*args, **params)
     return top.trace.process_primitive(prim, args, params)
 
 

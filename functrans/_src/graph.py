@@ -194,6 +194,26 @@ class Graph:
 
         return f"<pre>{html.escape(str(self))}</pre>"
 
+    def _repr_svg_(self):
+        """An SVG drawing for Jupyter when Graphviz's `dot` is installed, else `None`."""
+        import shutil
+        import subprocess
+
+        dot = shutil.which("dot")
+        if dot is None:
+            return None  # Jupyter falls back to `_repr_html_`
+        try:
+            done = subprocess.run(
+                [dot, "-Tsvg"], input=self.to_dot(), capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    def to_dot(self) -> str:
+        """Graphviz DOT text: inputs and constants as ellipses, equations as boxes."""
+        return to_dot(self)
+
     # --- evaluation -----------------------------------------------------------------------
     def eval_flat(self, *args):
         """Evaluate on flat inputs by binding each primitive in the current context."""
@@ -316,6 +336,52 @@ def pretty_print(graph: Graph) -> str:
     return "\n".join(lines)
 
 
+def to_dot(graph: Graph) -> str:
+    names = {}
+    gen = _names()
+
+    def name(v):
+        if id(v) not in names:
+            names[id(v)] = next(gen)
+        return names[id(v)]
+
+    lines = ["digraph functrans {", "  rankdir=TB;", '  node [fontname="monospace"];']
+    for kind, vs in (("input", graph.in_vars), ("const", graph.const_vars)):
+        for v in vs:
+            n = name(v)
+            style = "" if kind == "input" else ", style=dashed"
+            lines.append(f'  {n} [shape=ellipse, label="{n}: {v.aval.str_short()}"{style}];')
+    for i, eqn in enumerate(graph.eqns):
+        params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in eqn.params.items())
+        label = eqn.prim.name + (f"[{params}]" if params else "")
+        outs = ", ".join(f"{name(o)}: {o.aval.str_short()}" for o in eqn.outputs)
+        label = f"{label}\\n{outs}".replace('"', "'")
+        lines.append(f'  eqn{i} [shape=box, label="{label}"];')
+        for a in eqn.inputs:
+            if isinstance(a, Lit):
+                lit = f"lit{i}_{id(a)}"
+                lines.append(f'  {lit} [shape=plaintext, label="{a.val!r}"];')
+                lines.append(f"  {lit} -> eqn{i};")
+            else:
+                lines.append(f"  {_dot_src(a, names, graph)} -> eqn{i};")
+        for o in eqn.outputs:
+            names.setdefault(("eqn", id(o)), f"eqn{i}")
+    for k, a in enumerate(graph.outs):
+        lines.append(f'  out{k} [shape=doublecircle, label="out {k}"];')
+        if isinstance(a, Lit):
+            lines.append(f'  out{k}_lit [shape=plaintext, label="{a.val!r}"];')
+            lines.append(f"  out{k}_lit -> out{k};")
+        else:
+            lines.append(f"  {_dot_src(a, names, graph)} -> out{k};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _dot_src(var, names, graph):
+    """The DOT node that produces `var`: its equation's box, or its input ellipse."""
+    return names.get(("eqn", id(var))) or names[id(var)]
+
+
 # ---------------------------------------------------------------------------------------------
 # make_graph
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +392,7 @@ def trace_to_graph(fun, args, static_argnums=(), name="make_graph"):
     static = set(i % len(args) for i in static_argnums) if args else set()
     dyn = [a for i, a in enumerate(args) if i not in static]
     leaves, in_tree = jax.tree_util.tree_flatten(tuple(dyn))
-    with new_main(GraphTrace, name) as main:
+    with new_main(GraphTrace, name, staging=True) as main:
         trace = main.trace
         tracers = [trace.new_input(get_aval(x)) for x in leaves]
         dyn_args = iter(jax.tree_util.tree_unflatten(in_tree, tracers))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import Primitive, ShapedArray, get_aval
+from ..core import Primitive, ShapedArray, get_aval, is_python_scalar
 from .elementwise import (
     broadcast_to,
     convert_element_type,
@@ -30,6 +30,8 @@ def _reduce_aval(x, axes):
 
 def expand_back(y, shape, axes):
     """Broadcast a reduced value `y` back to the input `shape` (the VJP of a sum)."""
+    if is_python_scalar(y):
+        return broadcast_to(y, shape)
     kept = tuple(1 if i in axes else d for i, d in enumerate(shape))
     return broadcast_to(reshape(y, kept), shape)
 
