@@ -17,17 +17,20 @@ built inside the function for `cholesky`, ...). Linear operations are composed w
 nonlinear one so that their second derivatives are not trivially zero.
 """
 
-from typing import Callable, NamedTuple
+import functools
+import zlib
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_close, assert_jax_arrays
 
 import functrans as ft
 import functrans.nn as fnn
 import functrans.numpy as fnp
+from conftest import assert_close, assert_jax_arrays
 
 # ---------------------------------------------------------------------------------------------
 # Input makers: functions of a `numpy.random.RandomState` returning a float64 array.
@@ -76,6 +79,9 @@ IDX2D = np.array([[0, 1], [4, 0]])
 MASK = np.arange(20).reshape(4, 5) % 3 == 0
 ROWS = np.array([True, False, True, True])
 PERM = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+# Constants on the left of an operator: the traced value is the right operand.
+JAX_CONST = jnp.linspace(-1.0, 1.0, 4)
+NP_CONST = np.linspace(0.5, 2.0, 4)
 
 
 def _spd(np_, a):
@@ -168,10 +174,18 @@ REDUCTIONS = [
         normal(2, 3, 4),
     ),
     C("mean", lambda np_, x: np_.mean(x * x), normal(2, 3, 4)),
-    C("mean_axis_keepdims", lambda np_, x: np_.mean(np_.sin(x), axis=1, keepdims=True), normal(2, 3, 4)),
+    C(
+        "mean_axis_keepdims",
+        lambda np_, x: np_.mean(np_.sin(x), axis=1, keepdims=True),
+        normal(2, 3, 4),
+    ),
     C("max", lambda np_, x: np_.max(np_.sin(x)), normal(2, 3, 4)),
     C("max_axis", lambda np_, x: np_.max(x, axis=1) ** 2, normal(2, 3, 4)),
-    C("max_axes_keepdims", lambda np_, x: np_.max(x * x, axis=(0, 2), keepdims=True), normal(2, 3, 4)),
+    C(
+        "max_axes_keepdims",
+        lambda np_, x: np_.max(x * x, axis=(0, 2), keepdims=True),
+        normal(2, 3, 4),
+    ),
     C("min", lambda np_, x: np_.min(np_.sin(x)), normal(2, 3, 4)),
     C("min_axis_keepdims", lambda np_, x: np_.min(x, axis=0, keepdims=True) ** 2, normal(2, 3, 4)),
     C("prod", lambda np_, x: np_.prod(x), normal(2, 3)),
@@ -201,7 +215,12 @@ CONTRACTIONS = [
     C("dot_nonlinear", lambda np_, x, y: np_.dot(np_.sin(x), y * y), normal(2, 3), normal(3)),
     C("matmul", lambda np_, x, y: np_.matmul(x, y), normal(3, 4), normal(4, 2)),
     C("matmul_batched", lambda np_, x, y: np_.matmul(x, y), normal(2, 3, 4), normal(4, 5)),
-    C("matmul_broadcast_batch", lambda np_, x, y: np_.matmul(x, y), normal(2, 1, 3, 4), normal(3, 4, 2)),
+    C(
+        "matmul_broadcast_batch",
+        lambda np_, x, y: np_.matmul(x, y),
+        normal(2, 1, 3, 4),
+        normal(3, 4, 2),
+    ),
     C("matmul_vector_left", lambda np_, x, y: np_.matmul(x, y), normal(4), normal(2, 4, 3)),
     C("matmul_operator", lambda np_, x, y: np_.tanh(x @ y), normal(3, 4), normal(4)),
     C("outer", lambda np_, x, y: np_.outer(np_.sin(x), y), normal(3), normal(4)),
@@ -216,7 +235,12 @@ CONTRACTIONS = [
     C("einsum_transpose_sum", lambda np_, x: np_.einsum("ijk->kj", np_.sin(x)), normal(2, 3, 4)),
     C("einsum_outer", lambda np_, x, y: np_.einsum("i,j->ij", x, y * y), normal(3), normal(4)),
     C("tensordot_axes1", lambda np_, x, y: np_.tensordot(x, y, axes=1), normal(3, 4), normal(4, 5)),
-    C("tensordot_axes2", lambda np_, x, y: np_.tensordot(x, y, axes=2), normal(2, 3, 4), normal(3, 4, 5)),
+    C(
+        "tensordot_axes2",
+        lambda np_, x, y: np_.tensordot(x, y, axes=2),
+        normal(2, 3, 4),
+        normal(3, 4, 5),
+    ),
     C(
         "tensordot_axes_lists",
         lambda np_, x, y: np_.tensordot(np_.sin(x), y, axes=([1, 0], [0, 1])),
@@ -255,7 +279,12 @@ SHAPES = [
         normal(3, 4),
     ),
     C("stack", lambda np_, x, y: np_.stack([x * y, np_.sin(y)]), normal(3, 4), normal(3, 4)),
-    C("stack_axis", lambda np_, x, y: np_.stack((x, y * y, x * y), axis=-1), normal(3, 4), normal(3, 4)),
+    C(
+        "stack_axis",
+        lambda np_, x, y: np_.stack((x, y * y, x * y), axis=-1),
+        normal(3, 4),
+        normal(3, 4),
+    ),
     C("split", lambda np_, x: np_.split(x * x, 3), normal(6, 2)),
     C("split_indices", lambda np_, x: np_.split(np_.sin(x), [1, 3], axis=1), normal(2, 5)),
 ]
@@ -270,13 +299,27 @@ INDEXING = [
     C("index_ellipsis", lambda np_, x: np_.sin(x[..., 0]) * x[0, ...].sum(), normal(2, 3, 4)),
     C("index_int_array", lambda np_, x: x[IDX] ** 2, normal(4, 5)),
     C("index_int_array_2d", lambda np_, x: x[:, IDX2D] * x[0, 0], normal(4, 5)),
-    C("index_int_arrays_pair", lambda np_, x: np_.sin(x[np.array([0, 3, 0]), np.array([1, 1, 4])]), normal(4, 5)),
+    C(
+        "index_int_arrays_pair",
+        lambda np_, x: np_.sin(x[np.array([0, 3, 0]), np.array([1, 1, 4])]),
+        normal(4, 5),
+    ),
     C("index_negative_int_array", lambda np_, x: x[np.array([-1, 0, -1])] ** 3, normal(4, 5)),
     C("index_bool_mask", lambda np_, x: x[MASK] ** 2, normal(4, 5)),
     C("index_bool_rows", lambda np_, x: np_.sin(x[ROWS]) * x[0], normal(4, 5)),
     C("at_set", lambda np_, x, y: (x * x).at[1].set(np_.sin(y)), normal(4, 5), normal(5)),
-    C("at_set_slice", lambda np_, x, y: np_.sin(x).at[:, 1:3].set(y * y), normal(4, 5), normal(4, 2)),
-    C("at_set_int_array", lambda np_, x, y: (x * x).at[np.array([3, 0])].set(y**3), normal(4, 5), normal(2, 5)),
+    C(
+        "at_set_slice",
+        lambda np_, x, y: np_.sin(x).at[:, 1:3].set(y * y),
+        normal(4, 5),
+        normal(4, 2),
+    ),
+    C(
+        "at_set_int_array",
+        lambda np_, x, y: (x * x).at[np.array([3, 0])].set(y**3),
+        normal(4, 5),
+        normal(2, 5),
+    ),
     C("at_add_repeated", lambda np_, x, y: (x * x).at[IDX].add(y**2), normal(4, 5), normal(4, 5)),
     C("at_add_scalar", lambda np_, x, y: (x * x).at[0, 1].add(y * x[0, 1]), normal(4, 5), normal()),
     C(
@@ -292,7 +335,12 @@ LINALG = [
     C("norm_frobenius", lambda np_, x: np_.linalg.norm(x), normal(3, 4)),
     C("norm_axis", lambda np_, x: np_.linalg.norm(x, axis=1), normal(3, 4)),
     C("norm_ord1", lambda np_, x: np_.linalg.norm(x, ord=1), nonzero(4)),
-    C("solve_spd_vector", lambda np_, a, b: np_.linalg.solve(_spd(np_, a), b), normal(3, 3), normal(3)),
+    C(
+        "solve_spd_vector",
+        lambda np_, a, b: np_.linalg.solve(_spd(np_, a), b),
+        normal(3, 3),
+        normal(3),
+    ),
     C(
         "solve_general_matrix",
         lambda np_, a, b: np_.linalg.solve(_well_conditioned(np_, a), b),
@@ -324,7 +372,27 @@ OPERATORS = [
     C("op_mod_constant", lambda np_, x: np_.sin(x % 1.5), normal(3, 4)),
     C("op_pow", lambda np_, x, y: x**y + x**2 + 2.0**y, positive(3, 4), normal(3, 4)),
     C("op_matmul", lambda np_, x, y: np_.sin(x) @ y, normal(3, 4), normal(4, 2)),
-    C("op_lt_gt", lambda np_, x, y: np_.where(x < y, x, y * 2) + np_.where(x > y, y, x**2), normal(3, 1), normal(4)),
+    C(
+        "op_jax_array_left",
+        lambda np_, x: (JAX_CONST * x - JAX_CONST) / (JAX_CONST + 2.0) + (JAX_CONST @ x.T)[:, None],
+        normal(3, 4),
+    ),
+    C(
+        "op_numpy_array_left",
+        lambda np_, x: NP_CONST * x**2 + (NP_CONST @ x.T)[:, None],
+        normal(3, 4),
+    ),
+    C(
+        "op_python_scalar_left",
+        lambda np_, x: 2.0 * x + 1.0 - x * (3.0 / (2.0 + x**2)),
+        normal(3, 4),
+    ),
+    C(
+        "op_lt_gt",
+        lambda np_, x, y: np_.where(x < y, x, y * 2) + np_.where(x > y, y, x**2),
+        normal(3, 1),
+        normal(4),
+    ),
     C(
         "op_le_ge",
         lambda np_, x, y: np_.where(x <= y, x * y, y) + np_.where(x >= 0.1, np_.sin(y), x),
@@ -348,7 +416,11 @@ CREATION = [
     C("linspace", lambda np_, x: np_.sin(x + np_.linspace(0.0, 1.0, 4)), normal(3, 4)),
     C("eye", lambda np_, x: np_.eye(3) * x + np_.eye(3, 3, 1) * x**2, normal(3, 1)),
     C("zeros_ones_like", lambda np_, x: np_.zeros_like(x) + np_.ones_like(x) * x**2, normal(3, 4)),
-    C("zeros_ones_full", lambda np_, x: np_.zeros((3, 4)) + np_.ones((3, 4)) * x + np_.full((3, 4), 2.5) * x**2, normal(3, 4)),
+    C(
+        "zeros_ones_full",
+        lambda np_, x: np_.zeros((3, 4)) + np_.ones((3, 4)) * x + np_.full((3, 4), 2.5) * x**2,
+        normal(3, 4),
+    ),
     C("array_constant", lambda np_, x: np_.array([1.0, 2.0, 3.0, 4.0]) * np_.sin(x), normal(3, 4)),
     C("asarray_traced", lambda np_, x: np_.asarray(x) ** 2, normal(3, 4)),
 ]
@@ -357,7 +429,11 @@ NN_CASES = [
     NN("sigmoid", lambda np_, nn_, x: nn_.sigmoid(x), normal(3, 4)),
     NN("relu", lambda np_, nn_, x: nn_.relu(x) * x, nonzero(3, 4)),
     NN("leaky_relu", lambda np_, nn_, x: nn_.leaky_relu(x) * x, nonzero(3, 4)),
-    NN("leaky_relu_slope", lambda np_, nn_, x: nn_.leaky_relu(x, negative_slope=0.2) ** 2, nonzero(3, 4)),
+    NN(
+        "leaky_relu_slope",
+        lambda np_, nn_, x: nn_.leaky_relu(x, negative_slope=0.2) ** 2,
+        nonzero(3, 4),
+    ),
     NN("elu", lambda np_, nn_, x: nn_.elu(x), nonzero(3, 4)),
     NN("elu_alpha", lambda np_, nn_, x: nn_.elu(x, alpha=0.5), nonzero(3, 4)),
     NN("gelu", lambda np_, nn_, x: nn_.gelu(x), normal(3, 4)),
@@ -371,7 +447,11 @@ NN_CASES = [
     NN("log_softmax_axis0", lambda np_, nn_, x: nn_.log_softmax(x, axis=0), normal(3, 4)),
     NN("logsumexp", lambda np_, nn_, x: nn_.logsumexp(x), normal(3, 4)),
     NN("logsumexp_axis", lambda np_, nn_, x: nn_.logsumexp(x, axis=1), normal(3, 4)),
-    NN("logsumexp_keepdims", lambda np_, nn_, x: nn_.logsumexp(x, axis=0, keepdims=True), normal(3, 4)),
+    NN(
+        "logsumexp_keepdims",
+        lambda np_, nn_, x: nn_.logsumexp(x, axis=0, keepdims=True),
+        normal(3, 4),
+    ),
     NN("one_hot", lambda np_, nn_, x: nn_.one_hot(np_.argmax(x, axis=1), 4) * x**2, normal(3, 4)),
     NN(
         "mlp_layer",
@@ -381,8 +461,20 @@ NN_CASES = [
     ),
 ]
 
-CASES = UNARY + BINARY + REDUCTIONS + CONTRACTIONS + SHAPES + INDEXING + LINALG + OPERATORS + CREATION + NN_CASES
-assert len({c.name for c in CASES}) == len(CASES), "case names must be unique"
+CASES = (
+    UNARY
+    + BINARY
+    + REDUCTIONS
+    + CONTRACTIONS
+    + SHAPES
+    + INDEXING
+    + LINALG
+    + OPERATORS
+    + CREATION
+    + NN_CASES
+)
+CASES_BY_NAME = {c.name: c for c in CASES}
+assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"
 
 # ---------------------------------------------------------------------------------------------
 # The modes: the same composition of transformations, written once against a transformation
@@ -419,20 +511,32 @@ def _random_like(rng, tree):
     )
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_primitive(case, mode, rng):
+@functools.cache
+def _setup(name):
+    """Inputs, directions and JAX's answers for every mode of one case, computed once.
+
+    All seven reference computations of a case go through one `jax.jit`: compiling one
+    program is several times cheaper than JAX's op-by-op dispatch of the same derivatives,
+    which keeps the suite fast. functrans itself is always run eagerly.
+    """
+    case = CASES_BY_NAME[name]
+    rng = np.random.RandomState(zlib.crc32(name.encode()))
     xs = tuple(jnp.asarray(make(rng), dtype=jnp.float64) for make in case.makers)
-    f_ft = case.bind(fnp, fnn)
     f_jax = case.bind(jnp, jax.nn)
-    out_shape = jax.eval_shape(f_jax, *xs)
     d = Directions(
         t1=_random_like(rng, xs),
         t2=_random_like(rng, xs),
-        ct=_random_like(rng, out_shape),
+        ct=_random_like(rng, jax.eval_shape(f_jax, *xs)),
         w=_random_like(rng, xs),
     )
-    expected = MODES[mode](jax, f_jax, xs, d)
-    actual = MODES[mode](ft, f_ft, xs, d)
+    every_mode = lambda xs, d: {mode: run(jax, f_jax, xs, d) for mode, run in MODES.items()}
+    return xs, d, jax.jit(every_mode)(xs, d)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_primitive(case, mode):
+    xs, d, expected = _setup(case.name)
+    actual = MODES[mode](ft, case.bind(fnp, fnn), xs, d)
     assert_jax_arrays(actual)
-    assert_close(actual, expected)
+    assert_close(actual, expected[mode])

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Tracer, get_aval, is_inexact, is_python_scalar
+from .core import Tracer, get_aval, is_inexact, is_python_scalar, new_main
 from .jvp import jvp_flat
 from .vjp import vjp_flat
 
@@ -117,13 +117,15 @@ def _finish(primal, ct):
 # ---------------------------------------------------------------------------------------------
 
 
-def vjp(fun, *primals, has_aux=False):
+def vjp(fun, *primals, has_aux=False, allow_int=False):
     """Evaluate `fun` at `primals` and return its vector-Jacobian product function.
 
     Args:
       fun: function of `len(primals)` pytrees of arrays.
       *primals: the point of evaluation.
       has_aux: if True, `fun` returns `(output, aux)` and `aux` is returned untouched.
+      allow_int: accept integer or boolean primals (their cotangents are float0 zeros);
+        without it they raise a `TypeError`, as the contract asks.
 
     Returns:
       `(out, vjp_fn)` or `(out, vjp_fn, aux)`; `vjp_fn(ct)` returns a tuple with one
@@ -137,6 +139,12 @@ def vjp(fun, *primals, has_aux=False):
       1.0
     """
     flat, in_tree = _flatten_args("vjp", primals)
+    if not allow_int:
+        for i, p in enumerate(primals):
+            for leaf in tree_flatten(p)[0]:
+                dtype = get_aval(_to_array("vjp", (), leaf)).dtype
+                if not is_inexact(dtype):
+                    raise TypeError(_GRAD_INPUT_DTYPE.format(api="vjp", argnum=i, dtype=dtype))
     holder = {}
 
     def flat_fun(ins):
@@ -407,13 +415,36 @@ def _check_tangent(p, t):
 def linearize(fun, *primals):
     """Return `fun(*primals)` and its JVP at `primals` as a function of the tangents.
 
+    `fun` runs once: its primal work is done now, and the tangent computation is recorded
+    as a linear `Graph` that `f_jvp` evaluates (and that can itself be transformed).
+
     Example:
       >>> import functrans as ft, functrans.numpy as fnp
       >>> y, f_jvp = ft.linearize(fnp.sin, 0.0)
       >>> float(f_jvp(3.0))
       3.0
     """
-    out = fun(*primals)
+    from .graph import Graph, GraphTrace
+
+    flat, in_tree = _flatten_args("linearize", primals)
+    holder = {}
+
+    def flat_fun(ins):
+        leaves, holder["out_tree"] = tree_flatten(fun(*tree_unflatten(in_tree, ins)))
+        return leaves, None
+
+    # The tangents are inputs of a graph one level below the JVP, so tangent work is
+    # recorded there while primal work runs on the concrete values.
+    with new_main(GraphTrace, "linearize") as main:
+        gtrace = main.trace
+        t_in = [gtrace.new_input(get_aval(p)) if is_inexact(get_aval(p).dtype) else None
+                for p in flat]  # fmt: skip
+        outs, out_ts, _ = jvp_flat(flat_fun, flat, t_in, name="linearize")
+        out_atoms = [gtrace.atom(_finish(o, t)) for o, t in zip(outs, out_ts)]
+    b = gtrace.builder
+    t_vars = [t.var for t in t_in if t is not None]
+    graph = Graph(t_vars, b.const_vars, b.const_vals, b.eqns, out_atoms, None, None)
+    out_tree = holder["out_tree"]
 
     def f_jvp(*tangents):
         if len(tangents) != len(primals):
@@ -421,9 +452,18 @@ def linearize(fun, *primals):
                 f"The function returned by `linearize` takes {len(primals)} tangent(s), one per "
                 f"primal, but got {len(tangents)}."
             )
-        return jvp(fun, primals, tangents)[1]
+        t_leaves, t_tree = tree_flatten(tuple(tangents))
+        if t_tree != in_tree:
+            raise ValueError(
+                "The tangents passed to the `linearize` function must have the structure of "
+                f"the primals: expected {in_tree}, got {t_tree} instead."
+            )
+        checked = [_check_tangent(p, t) for p, t in zip(flat, t_leaves)]
+        ts = [t for t, p in zip(checked, flat) if is_inexact(get_aval(p).dtype)]
+        outs_t = graph.eval_flat(*ts)
+        return _outputs_to_arrays(tree_unflatten(out_tree, outs_t))
 
-    return _outputs_to_arrays(out), f_jvp
+    return _outputs_to_arrays(tree_unflatten(out_tree, outs)), f_jvp
 
 
 def stop_gradient(x):

@@ -278,6 +278,19 @@ _NP_ERROR = (
 )
 
 
+_UNSET = object()
+
+
+def _refuse_numpy_call(tracer, out, name):
+    # NumPy's `np.sum(x)` and friends call `x.sum(axis=..., out=None)`; users never pass
+    # `out`, so its presence means a functrans value reached NumPy.
+    if out is not _UNSET:
+        raise TypeError(
+            _NP_ERROR.format(aval=tracer.aval.str_short(), name=tracer._trace.main.name,
+                             where=f"`numpy.{name}`")
+        )  # fmt: skip
+
+
 def _namespace():
     from functrans import numpy as fnp
 
@@ -457,20 +470,25 @@ class Tracer(metaclass=_TracerType):
     def T(self):
         return _namespace().transpose(self)
 
-    def sum(self, axis=None, keepdims=False):
-        return _namespace().sum(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+        _refuse_numpy_call(self, out, "sum")
+        return _namespace().sum(self, axis=axis, keepdims=keepdims, **kwargs)
 
-    def mean(self, axis=None, keepdims=False):
-        return _namespace().mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+        _refuse_numpy_call(self, out, "mean")
+        return _namespace().mean(self, axis=axis, keepdims=keepdims, **kwargs)
 
-    def max(self, axis=None, keepdims=False):
-        return _namespace().max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+        _refuse_numpy_call(self, out, "max")
+        return _namespace().max(self, axis=axis, keepdims=keepdims, **kwargs)
 
-    def min(self, axis=None, keepdims=False):
-        return _namespace().min(self, axis=axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+        _refuse_numpy_call(self, out, "min")
+        return _namespace().min(self, axis=axis, keepdims=keepdims, **kwargs)
 
-    def prod(self, axis=None, keepdims=False):
-        return _namespace().prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+        _refuse_numpy_call(self, out, "prod")
+        return _namespace().prod(self, axis=axis, keepdims=keepdims, **kwargs)
 
     def var(self, axis=None, keepdims=False, ddof=0):
         return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
