@@ -13,8 +13,10 @@ import collections
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from .algebra import AlgebraTable
 from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main
 from .cse import CSECache
 
@@ -125,9 +127,15 @@ class GraphTrace(Trace):
         super().__init__(main, payload)
         self.builder = GraphBuilder()
         self.cse = CSECache()
+        self.algebra = AlgebraTable()
 
     def new_input(self, aval):
-        return GraphTracer(self, aval, Var(aval))
+        t = GraphTracer(self, aval, Var(aval))
+        self.algebra.note_atom(t)
+        return t
+
+    def _is_own(self, x):
+        return isinstance(x, GraphTracer) and x._trace is self
 
     def atom(self, x):
         if isinstance(x, GraphTracer) and x._trace is self:
@@ -141,6 +149,9 @@ class GraphTrace(Trace):
         hit = self.cse.get(key)
         if hit is not None:
             return hit
+        akey, same = self.algebra.lookup(prim, args, params, self._is_own)
+        if same is not None:
+            return same
         out_aval = abstract_eval(prim, args, params)
         avals = out_aval if prim.multiple_results else [out_aval]
         outs = [GraphTracer(self, av, Var(av)) for av in avals]
@@ -148,6 +159,11 @@ class GraphTrace(Trace):
         self.builder.eqns.append(Eqn(prim, inputs, [o.var for o in outs], dict(params)))
         result = outs if prim.multiple_results else outs[0]
         self.cse.put(key, args, result)
+        if akey is not None:
+            self.algebra.record(akey, result)
+        else:
+            for o in outs:
+                self.algebra.note_atom(o)
         return result
 
 
@@ -232,7 +248,7 @@ class Graph:
                 env.update(zip(eqn.outputs, out))
             else:
                 env[eqn.outputs[0]] = out
-        return [read(a) for a in self.outs]
+        return [jnp.asarray(a.val) if isinstance(a, Lit) else env[a] for a in self.outs]
 
     def __call__(self, *args):
         leaves, tree = jax.tree_util.tree_flatten(args)
@@ -273,12 +289,15 @@ class Graph:
         )  # fmt: skip
 
     def simplify(self) -> Graph:
-        """An equivalent graph after dead-code elimination.
+        """An equivalent graph after algebraic rewriting, sharing and dead-code elimination.
 
-        Common subexpressions and trivial literals (`x*1`, `x+0`) are already removed while
-        the graph is built.
+        The rewrite table lives in `functrans/_src/simplify.py` (`x*1 -> x`, `x+0 -> x`,
+        `neg(neg(x)) -> x`, `x + (-y) -> x - y`, no-op reshapes and transposes, literal
+        folding, ...); every rule is an identity of functions, so derivatives agree too.
         """
-        return self.dce()
+        from .simplify import simplify
+
+        return simplify(self)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ That is what makes `grad(grad(f))` and a gradient inside a loss correct with no 
 
 from __future__ import annotations
 
+from .algebra import AlgebraTable
 from .core import Trace, Tracer, get_aval, is_inexact, missing_rule, new_main
 from .cse import CSECache
 from .jvp import _drop_error
@@ -55,11 +56,17 @@ class VJPTrace(Trace):
         self.tape: list[TapeEqn] = []
         self.num_nodes = 0
         self.cse = CSECache()
+        self.algebra = AlgebraTable()
 
     def new_tracer(self, primal):
         node = self.num_nodes
         self.num_nodes += 1
-        return VJPTracer(self, primal, node)
+        t = VJPTracer(self, primal, node)
+        self.algebra.note_atom(t)
+        return t
+
+    def _is_own(self, x):
+        return isinstance(x, VJPTracer) and x._trace is self
 
     def process_primitive(self, prim, args, params):
         primals, in_nodes = [], []
@@ -78,6 +85,9 @@ class VJPTrace(Trace):
         hit = self.cse.get(key)
         if hit is not None:
             return hit
+        akey, same = self.algebra.lookup(prim, args, params, self._is_own)
+        if same is not None:
+            return same
         out = prim.bind(*primals, **params)
         outs = list(out) if prim.multiple_results else [out]
         results, out_nodes = [], []
@@ -92,6 +102,8 @@ class VJPTrace(Trace):
         self.tape.append(TapeEqn(prim, params, primals, in_nodes, outs, out_nodes))
         result = results if prim.multiple_results else results[0]
         self.cse.put(key, args, result)
+        if akey is not None:
+            self.algebra.record(akey, result)
         return result
 
 
