@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from .core import get_aval, is_inexact, is_python_scalar
 
-POLY_PRIMS = frozenset({"add", "sub", "mul", "neg", "integer_pow"})
+POLY_PRIMS = frozenset({"add", "sub", "mul", "neg", "integer_pow", "div"})
 MAX_TERMS = 48
 MAX_DEGREE = 24
 
 # A polynomial is a dict {monomial: coefficient}; a monomial is a sorted tuple of
-# (atom key, power) pairs, () for the constant term.
+# (atom key, power) pairs, () for the constant term. Powers may be negative (Laurent
+# polynomials), so `a / b` is `a * b^-1`: a divisor that is a single monomial is inverted,
+# any other divisor enters as an atom of its own to the power -1.
 
 
 def _add(p, q, sign=1.0):
@@ -41,8 +43,22 @@ def _add(p, q, sign=1.0):
 def _mul_monomials(m1, m2):
     powers = dict(m1)
     for a, k in m2:
-        powers[a] = powers.get(a, 0) + k
+        k = powers.get(a, 0) + k
+        if k:
+            powers[a] = k
+        else:
+            powers.pop(a, None)
     return tuple(sorted(powers.items()))
+
+
+def _inverse(p, atom_key):
+    """`p^-1` as a polynomial: exact for a monomial, else the atom `atom_key` to the -1."""
+    if len(p) == 1:
+        ((m, c),) = p.items()
+        return {tuple((a, -k) for a, k in m): 1.0 / c}
+    if atom_key is None:
+        return None
+    return {((atom_key, -1),): 1.0}
 
 
 def _mul(p, q):
@@ -60,8 +76,44 @@ def _mul(p, q):
     return out
 
 
+def combine(name, ops, params, divisor_key=None):
+    """The polynomial of `name(*ops)` from its operands' polynomials, or None past the caps.
+
+    `divisor_key` names the second operand as an atom, for a `div` by a non-monomial.
+    """
+    if name == "div":
+        if not ops[1]:
+            return None  # division by zero: leave it alone
+        inv = _inverse(ops[1], divisor_key)
+        p = None if inv is None else _mul(ops[0], inv)
+    elif name == "add":
+        p = _add(ops[0], ops[1])
+    elif name == "sub":
+        p = _add(ops[0], ops[1], -1.0)
+    elif name == "neg":
+        p = {m: -c for m, c in ops[0].items()}
+    elif name == "mul":
+        p = _mul(ops[0], ops[1])
+    else:  # integer_pow
+        n = params["n"]
+        base = ops[0]
+        if n < 0:
+            base = _inverse(base, None) if base else None
+            n = -n
+        p = {(): 1.0}
+        for _ in range(n):
+            if base is None:
+                p = None
+            if p is None:
+                break
+            p = _mul(p, base)
+    if p is None or len(p) > MAX_TERMS or _degree(p) > MAX_DEGREE:
+        return None
+    return p
+
+
 def _degree(p):
-    return max((sum(k for _, k in m) for m in p), default=0)
+    return max((sum(abs(k) for _, k in m) for m in p), default=0)
 
 
 def _freeze(p):
@@ -108,25 +160,11 @@ class AlgebraTable:
         ops = [self._operand(a, is_own) for a in args]
         if any(o is None for o in ops):
             return None, None
-        name = prim.name
-        if name == "add":
-            p = _add(ops[0], ops[1])
-        elif name == "sub":
-            p = _add(ops[0], ops[1], -1.0)
-        elif name == "neg":
-            p = {m: -c for m, c in ops[0].items()}
-        elif name == "mul":
-            p = _mul(ops[0], ops[1])
-        else:  # integer_pow
-            n = params["n"]
-            if n < 0:
-                return None, None
-            p = {(): 1.0}
-            for _ in range(n):
-                p = _mul(p, ops[0])
-                if p is None:
-                    break
-        if p is None or len(p) > MAX_TERMS or _degree(p) > MAX_DEGREE:
+        divisor = args[1] if prim.name == "div" and not is_python_scalar(args[1]) else None
+        if divisor is not None:
+            self.keep.append(divisor)
+        p = combine(prim.name, ops, params, None if divisor is None else id(divisor))
+        if p is None:
             return None, None
         if not p or list(p) == [()]:
             return None, None  # a constant: never shared (see the module docstring)

@@ -225,6 +225,103 @@ def _fold_literals(eqn, ins):
 _FOLDABLE = {"add", "sub", "mul", "div", "neg", "exp", "log", "sin", "cos", "tanh", "sqrt"}
 
 
+# ---------------------------------------------------------------------------------------------
+# Polynomial outputs, written again compactly
+# ---------------------------------------------------------------------------------------------
+
+
+def _polynomials(graph):
+    """Canonical polynomial (over atoms: inputs, constants, non-polynomial results) per var."""
+    from .algebra import POLY_PRIMS, combine
+
+    polys = {}
+    for eqn in graph.eqns:
+        if eqn.prim.name not in POLY_PRIMS:
+            continue
+        out = eqn.outputs[0]
+        ops = []
+        for a in eqn.inputs:
+            if isinstance(a, Lit):
+                if type(a.val) not in (int, float):
+                    break
+                ops.append({(): float(a.val)} if a.val != 0 else {})
+            elif a.aval.shape != out.aval.shape or a.aval.dtype != out.aval.dtype:
+                break
+            else:
+                ops.append(polys.get(id(a), {((id(a), 1),): 1.0}))
+        else:
+            divisor = eqn.inputs[1] if eqn.prim.name == "div" else None
+            divisor_key = id(divisor) if isinstance(divisor, Var) else None
+            p = combine(eqn.prim.name, ops, eqn.params, divisor_key)
+            if p is not None:
+                polys[id(out)] = p
+    return polys
+
+
+def _emit_polynomial(rw, p, atoms, aval):
+    """Emit `p` with few equations: Horner's rule in one atom, else a sum of monomials."""
+    names = {a for m in p for a, _ in m}
+    if len(names) == 1 and all(k > 0 for m in p for _, k in m):
+        (atom_id,) = names
+        t = atoms[atom_id]
+        coeffs = {sum(k for _, k in m): c for m, c in p.items()}
+        acc = None
+        for k in range(max(coeffs), -1, -1):
+            c = coeffs.get(k, 0.0)
+            if acc is None:
+                acc = Lit(_num(c))
+                continue
+            acc = t if _lit(acc, 1) else _binary(rw, "mul", acc, t, aval)
+            if c != 0.0:
+                acc = _binary(rw, "add", acc, _num(c), aval)
+        return acc
+    total = None
+    for m, c in sorted(p.items()):
+        term = None
+        for atom_id, k in m:
+            factor = atoms[atom_id]
+            if k != 1:
+                factor = rw.emit(_prim("integer_pow"), [factor], {"n": k}, [aval])[0]
+            term = factor if term is None else _binary(rw, "mul", term, factor, aval)
+        if term is None:
+            term = Lit(_num(c))
+        elif c != 1.0:
+            term = _binary(rw, "mul", term, _num(c), aval)
+        total = term if total is None else _binary(rw, "add", total, term, aval)
+    return total
+
+
+def _num(c):
+    return int(c) if float(c).is_integer() else c
+
+
+def _rewrite_polynomial_outputs(graph: Graph) -> Graph:
+    polys = _polynomials(graph)
+    targets = [o for o in graph.outs if isinstance(o, Var) and id(o) in polys]
+    if not targets:
+        return graph
+    atoms = {id(v): v for v in graph.in_vars + graph.const_vars}
+    for eqn in graph.eqns:
+        for o in eqn.outputs:
+            atoms[id(o)] = o
+    rw = _Rewriter()
+    remap = {}  # `emit` makes fresh output vars: old var id -> new var
+    for eqn in graph.eqns:
+        ins = [remap.get(id(a), a) if isinstance(a, Var) else a for a in eqn.inputs]
+        outs = rw.emit(eqn.prim, ins, eqn.params, [o.aval for o in eqn.outputs])
+        remap.update((id(old), new) for old, new in zip(eqn.outputs, outs))
+    atoms = {k: remap.get(k, v) for k, v in atoms.items()}
+    new_outs = []
+    for o in graph.outs:
+        if isinstance(o, Var) and id(o) in polys:
+            new_outs.append(_emit_polynomial(rw, polys[id(o)], atoms, o.aval))
+        else:
+            new_outs.append(remap.get(id(o), o) if isinstance(o, Var) else o)
+    candidate = Graph(graph.in_vars, graph.const_vars, graph.const_vals, rw.eqns, new_outs,
+                      graph.in_tree, graph.out_tree).dce()  # fmt: skip
+    return candidate if candidate.num_equations < graph.num_equations else graph
+
+
 def simplify(graph: Graph) -> Graph:
     rw = _Rewriter()
     env: dict[int, object] = {}
@@ -250,4 +347,4 @@ def simplify(graph: Graph) -> Graph:
     outs = [read(a) for a in graph.outs]
     out_graph = Graph(graph.in_vars, graph.const_vars, graph.const_vals, rw.eqns, outs,
                       graph.in_tree, graph.out_tree)  # fmt: skip
-    return out_graph.dce()
+    return _rewrite_polynomial_outputs(out_graph.dce())
