@@ -233,8 +233,12 @@ class Graph:
     # --- evaluation -----------------------------------------------------------------------
     def eval_flat(self, *args):
         """Evaluate on flat inputs by binding each primitive in the current context."""
+        return self.eval_flat_with(self.const_vals, args)
+
+    def eval_flat_with(self, consts, args):
+        """`eval_flat` with the constants given explicitly (as `jax.jit` arguments)."""
         env = {}
-        for v, x in zip(self.const_vars, self.const_vals):
+        for v, x in zip(self.const_vars, consts):
             env[v] = x
         for v, x in zip(self.in_vars, args):
             env[v] = x
