@@ -7,7 +7,10 @@
 
 from . import lax, nn, numpy
 from ._src.api import grad, jvp, linearize, stop_gradient, value_and_grad, vjp
+from ._src.batching import vmap
 from ._src.graph import Graph, make_graph
+from ._src.jacobians import hessian, hvp, jacfwd, jacrev
+from ._src.jet import derivatives, jet
 from ._src.jit import jit
 
 __version__ = "0.1.0"
@@ -15,7 +18,13 @@ __version__ = "0.1.0"
 __all__ = [
     "Graph",
     "make_graph",
+    "derivatives",
     "grad",
+    "hessian",
+    "hvp",
+    "jacfwd",
+    "jacrev",
+    "jet",
     "jit",
     "jvp",
     "lax",
@@ -25,4 +34,5 @@ __all__ = [
     "stop_gradient",
     "value_and_grad",
     "vjp",
+    "vmap",
 ]

@@ -1,0 +1,149 @@
+"""Taylor mode (`ft.jet`, `ft.derivatives`) against nested `jax.grad` and `jax.experimental.jet`."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.experimental.jet import jet as jax_jet
+
+import functrans as ft
+import functrans.nn as fnn
+import functrans.numpy as fnp
+
+SCALAR = {
+    "tanh": lambda np_, nn_, x: np_.tanh(x),
+    "sin*exp": lambda np_, nn_, x: np_.sin(x) * np_.exp(x),
+    "rational": lambda np_, nn_, x: (x * x + 1.0) / (x - 3.0),
+    "sqrt": lambda np_, nn_, x: np_.sqrt(1.0 + x * x),
+    "log*cos": lambda np_, nn_, x: np_.log(2.0 + x) * np_.cos(x),
+    "sigmoid": lambda np_, nn_, x: nn_.sigmoid(x),
+    "softplus": lambda np_, nn_, x: nn_.softplus(x),
+    "arctan": lambda np_, nn_, x: np_.arctan(x),
+    "arcsin": lambda np_, nn_, x: np_.arcsin(x),
+    "power": lambda np_, nn_, x: (x + 2.0) ** 2.5 - 3.0 * x**-2 + x**5,
+    "gelu": lambda np_, nn_, x: nn_.gelu(x, approximate=False),
+    "exp(sin)": lambda np_, nn_, x: np_.exp(np_.sin(x)),
+    "cosh/sinh": lambda np_, nn_, x: np_.cosh(x) / (1.0 + np_.sinh(x) ** 2),
+    "tan": lambda np_, nn_, x: np_.tan(x),
+    "max/abs": lambda np_, nn_, x: np_.maximum(x, 0.1) * np_.abs(x - 1.0),
+    "log1p/expm1": lambda np_, nn_, x: np_.log1p(x * x) + np_.expm1(x),
+    "arctan2": lambda np_, nn_, x: np_.arctan2(x, 2.0 + x),
+}
+
+
+def nested(f, n):
+    out = [f]
+    for _ in range(n):
+        out.append(jax.grad(out[-1]))
+    return out
+
+
+@pytest.mark.parametrize("name", list(SCALAR))
+def test_derivatives_match_nested_jax_grad_to_order_8(name):
+    f = SCALAR[name]
+    ours = ft.derivatives(lambda x: f(fnp, fnn, x), 8)(0.3)
+    theirs = [g(0.3) for g in nested(lambda x: f(jnp, jax.nn, x), 8)]
+    assert len(ours) == 9
+    np.testing.assert_allclose(np.array(ours), np.array(theirs), rtol=1e-10, atol=1e-10)
+
+
+ARRAY = {
+    "mlp": lambda np_, nn_, x: np_.sum(np_.tanh(x @ W) * np_.sin(x)[:, :2], axis=1),
+    "reductions": lambda np_, nn_, x: np_.max(x, axis=0) + np_.prod(x + 2.0, axis=1).sum(),
+    "indexing": lambda np_, nn_, x: x[::-1, 1:] * x[np.array([0, 2, 2]), :2],
+    "softmax": lambda np_, nn_, x: nn_.softmax(x, axis=-1) * nn_.logsumexp(x, axis=0),
+    "concat": lambda np_, nn_, x: np_.concatenate([x, np_.exp(x)], axis=1).T @ x,
+    "where": lambda np_, nn_, x: np_.where(x > 0, np_.cos(x), x**3),
+    "solve": lambda np_, nn_, x: np_.linalg.solve(x @ x.T + 3.0 * np_.eye(3), x),
+}
+W = np.random.RandomState(0).randn(3, 2)
+
+
+def path_derivatives(f, x, terms):
+    """d^k/dt^k f(x + t x1 + t^2/2 x2 + ...) at t = 0, by nested `jax.jacfwd` (the oracle
+    where `jax.experimental.jet` has no rule, e.g. `solve` and `prod`)."""
+
+    def path(t):
+        point = x + sum(term * t ** (k + 1) / np.prod(np.arange(1, k + 2)) for k, term in
+                        enumerate(terms))  # fmt: skip
+        return f(point)
+
+    out, g = [], path
+    for _ in terms:
+        g = jax.jacfwd(g)
+        out.append(g(0.0))
+    return path(0.0), out
+
+
+@pytest.mark.parametrize("name", list(ARRAY))
+def test_jet_matches_path_derivatives_on_arrays(name):
+    f = ARRAY[name]
+    rng = np.random.RandomState(1)
+    x = rng.randn(3, 3) * 0.5
+    terms = [rng.randn(3, 3) for _ in range(3)]
+    y, ys = ft.jet(lambda x: f(fnp, fnn, x), (x,), (terms,))
+    jy, jys = path_derivatives(lambda x: f(jnp, jax.nn, x), x, terms)
+    np.testing.assert_allclose(y, jy, rtol=1e-10, atol=1e-12)
+    for a, b in zip(ys, jys):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_jet_agrees_with_jax_jet_where_it_has_rules():
+    f = ARRAY["mlp"]
+    x = np.random.RandomState(2).randn(3, 3) * 0.5
+    terms = [np.ones((3, 3)), np.zeros((3, 3))]
+    _, ys = ft.jet(lambda x: f(fnp, fnn, x), (x,), (terms,))
+    _, jys = jax_jet(lambda x: f(jnp, jax.nn, x), (x,), (terms,))
+    for a, b in zip(ys, jys):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_jet_pytrees_in_and_out():
+    def f(p):
+        return {"a": fnp.sin(p["x"]) * p["y"][0], "b": (fnp.exp(p["y"][1]),)}
+
+    p = {"x": np.array([0.1, 0.2]), "y": [np.float64(0.5), np.array(0.3)]}
+    t1 = {"x": np.array([1.0, 0.5]), "y": [np.float64(1.0), np.array(-1.0)]}
+    t2 = {"x": np.array([0.0, 0.1]), "y": [np.float64(0.2), np.array(0.3)]}
+    y, series = ft.jet(f, (p,), ([t1, t2],))
+
+    def path(t):
+        leaves = jax.tree_util.tree_map(lambda a, b, c: a + b * t + c * t**2 / 2, p, t1, t2)
+        out = {"a": jnp.sin(leaves["x"]) * leaves["y"][0], "b": (jnp.exp(leaves["y"][1]),)}
+        return out
+
+    d1 = jax.jacfwd(path)(0.0)
+    d2 = jax.jacfwd(jax.jacfwd(path))(0.0)
+    assert jax.tree_util.tree_structure(y) == jax.tree_util.tree_structure(path(0.0))
+    np.testing.assert_allclose(series["a"][0], d1["a"], rtol=1e-12)
+    np.testing.assert_allclose(series["a"][1], d2["a"], rtol=1e-12)
+    np.testing.assert_allclose(series["b"][0][0], d1["b"][0], rtol=1e-12)
+    np.testing.assert_allclose(series["b"][0][1], d2["b"][0], rtol=1e-12)
+
+
+def test_jet_unscaled_coefficients():
+    y, (c1, c2) = ft.jet(fnp.exp, (0.0,), ((1.0, 0.0),), factorial_scaled=False)
+    np.testing.assert_allclose([c1, c2], [1.0, 0.5], rtol=1e-12)
+
+
+def test_jet_graph_is_small_and_composes():
+    g = ft.make_graph(lambda x: ft.derivatives(fnp.tanh, 8)(x)[-1])(0.3)
+    assert g.simplify().num_equations <= 300
+    np.testing.assert_allclose(g(0.3), nested(jnp.tanh, 8)[-1](0.3), rtol=1e-10)
+    # a derivative of a jet, and a jet under ft.jit
+    d = ft.grad(lambda x: ft.derivatives(fnp.sin, 3)(x)[3])(0.4)
+    np.testing.assert_allclose(d, np.sin(0.4), rtol=1e-12)
+    np.testing.assert_allclose(
+        ft.jit(lambda x: ft.derivatives(fnp.exp, 4)(x)[4])(0.5), np.exp(0.5), rtol=1e-12
+    )
+
+
+def test_jet_errors():
+    with pytest.raises(ValueError, match="same number of terms"):
+        ft.jet(lambda x, y: x * y, (1.0, 2.0), ((1.0,), (1.0, 2.0)))
+    with pytest.raises(ValueError, match="shape"):
+        ft.jet(fnp.sin, (np.ones(3),), ((np.ones(2),),))
+    with pytest.raises(TypeError, match="tuple"):
+        ft.jet(fnp.sin, 1.0, ((1.0,),))
+    with pytest.raises(NotImplementedError, match="jet"):
+        ft.jet(lambda a: fnp.linalg.slogdet(a)[1], (np.eye(2),), ((np.eye(2),),))
