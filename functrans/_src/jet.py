@@ -578,9 +578,9 @@ def jet(fun, primals, series, factorial_scaled=True):
 
     Example:
       >>> import functrans as ft, functrans.numpy as fnp
-      >>> y, (d1, d2) = ft.jet(fnp.sin, (0.0,), ((1.0, 0.0),))
+      >>> y, (d1, d2) = ft.jet(fnp.sin, (0.5,), ((1.0, 0.0),))  # sin' = cos, sin'' = -sin
       >>> round(float(d1), 6), round(float(d2), 6)
-      (1.0, -0.0)
+      (0.877583, -0.479426)
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(series, (tuple, list)):
         raise TypeError(
