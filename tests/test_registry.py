@@ -19,6 +19,7 @@ def test_primitive_has_all_rules(name, prim):
         assert callable(prim.vjp), f"{name} has no VJP rule"
     else:
         assert prim.jvp is None and prim.vjp is None, f"{name} is non-differentiable with rules"
+    assert callable(prim.batch), f"{name} has no batching rule"
 
 
 def test_registry_is_not_trivially_small():

@@ -71,7 +71,7 @@ def asarray(a, dtype=None):
     """Convert `a` to an array (a functrans value stays one), optionally casting it."""
     if isinstance(a, Tracer):
         return a if dtype is None else ew.convert_element_type(a, _np.dtype(dtype))
-    if isinstance(a, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(a)):
+    if isinstance(a, (list, tuple)) and builtins.any(isinstance(v, Tracer) for v in _flat(a)):
         return stack([asarray(v, dtype) for v in a])
     try:
         return jnp.asarray(a, dtype=dtype)

@@ -75,11 +75,44 @@ def _scale(t, d):
     return mul(t, d)
 
 
+def broadcast_batcher(prim):
+    """The batching rule of a broadcasting elementwise primitive.
+
+    When every array operand is batched at the same axis and has the full per-example rank,
+    the primitive applies as it is. Otherwise the batch axes move to the front, and singleton
+    axes are inserted after them so that each operand's per-example axes still line up with
+    NumPy broadcasting against the others (unbatched operands align from the right).
+    """
+
+    def rule(args, dims, **params):
+        from .structural import moveaxis, reshape
+
+        shapes = [shape_of(a) for a in args]
+        ranks = [len(s) - (d is not None) for s, d in zip(shapes, dims)]
+        rank = max(ranks)
+        batched = {(r, d) for r, d in zip(ranks, dims) if d is not None}
+        unbatched_arrays = any(d is None and s for s, d in zip(shapes, dims))
+        if len(batched) == 1:
+            ((r, d),) = batched
+            if r == rank and (d == 0 or not unbatched_arrays):
+                return prim.bind(*args, **params), d
+        new = []
+        for a, s, r, d in zip(args, shapes, ranks, dims):
+            if d is not None:
+                per = s[:d] + s[d + 1 :]
+                a = reshape(moveaxis(a, d, 0), (s[d],) + (1,) * (rank - r) + per)
+            new.append(a)
+        return prim.bind(*new, **params), 0
+
+    return rule
+
+
 def unary(name, impl, deriv=None, differentiable=True):
     """A unary elementwise primitive whose derivative is `deriv(x, out)`."""
     p = Primitive(name, differentiable=differentiable and deriv is not None)
     p.impl = impl
     p.abstract_eval = _elementwise_aval
+    p.batch = broadcast_batcher(p)
     if deriv is not None:
 
         def jvp(primals, tangents, **params):
@@ -99,6 +132,7 @@ def binary(name, impl, dx=None, dy=None, differentiable=True):
     p = Primitive(name, differentiable=differentiable and dx is not None)
     p.impl = impl
     p.abstract_eval = _elementwise_aval
+    p.batch = broadcast_batcher(p)
     if dx is not None:
 
         def jvp(primals, tangents):
@@ -284,6 +318,7 @@ def _select_vjp(needs, ct, out, pred, x, y):
 select_p.abstract_eval = _select_aval
 select_p.jvp = _select_jvp
 select_p.vjp = _select_vjp
+select_p.batch = broadcast_batcher(select_p)
 
 convert_element_type_p = Primitive("convert_element_type")
 convert_element_type_p.impl = lambda x, new_dtype: jax.lax.convert_element_type(x, new_dtype)
@@ -306,6 +341,7 @@ def _convert_vjp(needs, ct, out, x, new_dtype):
 
 convert_element_type_p.jvp = _convert_jvp
 convert_element_type_p.vjp = _convert_vjp
+convert_element_type_p.batch = broadcast_batcher(convert_element_type_p)
 
 stop_gradient_p = unary("stop_gradient", lambda x: jax.lax.stop_gradient(x))
 
@@ -333,6 +369,19 @@ broadcast_to_p.jvp = lambda primals, tangents, shape: (
     broadcast_to(tangents[0], shape),
 )
 broadcast_to_p.vjp = lambda needs, ct, out, x, shape: (unbroadcast(ct, shape_of(x)),)
+
+
+def _broadcast_to_batch(args, dims, shape):
+    from .structural import moveaxis, reshape
+
+    (x,), (d,) = args, dims
+    s = shape_of(x)
+    per = s[:d] + s[d + 1 :]
+    x = reshape(moveaxis(x, d, 0), (s[d],) + (1,) * (len(shape) - len(per)) + per)
+    return broadcast_to(x, (s[d], *shape)), 0
+
+
+broadcast_to_p.batch = _broadcast_to_batch
 
 
 # =============================================================================================

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import Primitive, ShapedArray, Tracer, get_aval, is_inexact
-from .elementwise import shape_of, unbroadcast
+from ..core import Primitive, ShapedArray, Tracer, get_aval, is_inexact, is_python_scalar
+from .elementwise import broadcast_to, shape_of, unbroadcast
 
 
 def _rebuild(indexer, arrays):
@@ -55,6 +55,87 @@ def _indexed_shape(x, arrays, indexer):
     return _indexed_aval(get_aval(x), tuple(get_aval(a) for a in arrays), indexer)
 
 
+def _marker_size(x_aval, array_avals):
+    """A size equal to no axis of the operands, used to find an axis in an abstract result."""
+    dims = [*x_aval.shape, *(d for a in array_avals for d in a.shape)]
+    return max(dims, default=1) + 2
+
+
+@functools.lru_cache(maxsize=2048)
+def _batch_position(x_aval, array_avals, indexer):
+    """Where the leading batch axis of `x` lands in `x[(:, *indexer)]`.
+
+    NumPy places advanced-index axes either in place or in front depending on whether they
+    are adjacent, so the answer is read off an abstract evaluation with a distinct size.
+    """
+    u = _marker_size(x_aval, array_avals)
+    shaped = ShapedArray((u, *x_aval.shape), x_aval.dtype)
+    out = _indexed_aval(shaped, array_avals, (("s", None, None, None), *indexer))
+    return out.shape.index(u)
+
+
+@functools.lru_cache(maxsize=2048)
+def _advanced_position(x_aval, array_avals, indexer):
+    """Where the advanced-index axes of `x[indexer]` start (it has index arrays)."""
+    u = _marker_size(x_aval, array_avals)
+    rank = max(a.ndim for a in array_avals)
+    first = array_avals[0]
+    marked = ShapedArray((u,) + (1,) * (rank - first.ndim) + first.shape, first.dtype)
+    out = _indexed_aval(x_aval, (marked, *array_avals[1:]), indexer)
+    return out.shape.index(u)
+
+
+def _per_example_aval(v, d):
+    aval = get_aval(v)
+    if d is None:
+        return aval
+    return ShapedArray(aval.shape[:d] + aval.shape[d + 1 :], aval.dtype, aval.weak_type)
+
+
+def _expand_index_arrays(arrays, ads, a_avals, size):
+    """Batched index arrays with the batch axis first, all of one rank so they broadcast."""
+    from .structural import moveaxis, reshape
+
+    rank = max(a.ndim for a in a_avals)
+    new = []
+    for a, d, av in zip(arrays, ads, a_avals):
+        if d is not None:
+            a = reshape(moveaxis(a, d, 0), (size,) + (1,) * (rank - av.ndim) + av.shape)
+        new.append(a)
+    return new, rank
+
+
+def _batched_index(x, xd, arrays, ads, indexer, size):
+    """Rewrite `x[indexer]` with batched operands as one indexing of a batched `x`.
+
+    Returns `(x, arrays, indexer, layout)`, where `x` has its batch axis first, and `layout`
+    says where the result of the new indexing keeps its batch axis:
+      `("at", q)`: at axis q, all other axes as in one example's result;
+      `("front", p, r)`: first, followed by the r advanced-index axes and then the remaining
+      axes, where one example's result would hold its advanced axes at position p.
+    """
+    from .structural import batch_to_front
+
+    x_aval = _per_example_aval(x, xd)
+    a_avals = tuple(_per_example_aval(a, d) for a, d in zip(arrays, ads))
+    x = batch_to_front(x, xd, size)
+    if all(d is None for d in ads):
+        # Only x is batched: a leading full slice keeps its examples apart.
+        q = _batch_position(x_aval, a_avals, indexer)
+        return x, list(arrays), (("s", None, None, None), *indexer), ("at", q)
+    # Batched index arrays: the batch axis of x is indexed by an `arange` that broadcasts
+    # against them, which puts the whole advanced block (batch first) in front.
+    new, rank = _expand_index_arrays(arrays, ads, a_avals, size)
+    iota = jnp.arange(size).reshape((size,) + (1,) * rank)
+    p = _advanced_position(x_aval, a_avals, indexer)
+    return x, [*new, iota], (("a", len(new)), *indexer), ("front", p, rank)
+
+
+def _front_to_example_layout(p, r, nd):
+    """Permutation from `(batch, advanced axes (r), rest)` to `(batch, one example's axes)`."""
+    return [0, *range(1 + r, 1 + r + p), *range(1, 1 + r), *range(1 + r + p, nd)]
+
+
 def _zeros_like(x):
     aval = get_aval(x)
     return jnp.zeros(aval.shape, aval.dtype)
@@ -76,6 +157,28 @@ gather_p.vjp = lambda needs, ct, out, x, *arrays, indexer: (
 )
 
 
+def _gather_batch(args, dims, indexer):
+    from .structural import batch_size, transpose
+
+    (x, *arrays), (xd, *ads) = args, dims
+    size = batch_size(args, dims)
+    if xd is None:
+        # A shared x indexed by batched index arrays: the batch is one more axis of the
+        # broadcast advanced index, and lands where one example's advanced axes go.
+        a_avals = tuple(_per_example_aval(a, d) for a, d in zip(arrays, ads))
+        new, _ = _expand_index_arrays(arrays, ads, a_avals, size)
+        return gather(x, new, indexer), _advanced_position(get_aval(x), a_avals, indexer)
+    x, arrays, indexer, layout = _batched_index(x, xd, arrays, ads, indexer, size)
+    out = gather(x, arrays, indexer)
+    if layout[0] == "at":
+        return out, layout[1]
+    _, p, r = layout
+    return transpose(out, _front_to_example_layout(p, r, len(shape_of(out)))), 0
+
+
+gather_p.batch = _gather_batch
+
+
 def gather(x, arrays, indexer):
     return gather_p.bind(x, *arrays, indexer=indexer)
 
@@ -83,6 +186,46 @@ def gather(x, arrays, indexer):
 # =============================================================================================
 # scatter_add
 # =============================================================================================
+
+
+def _scatter_batcher(prim):
+    """Batch rule shared by `scatter_add` and `scatter`: `x.at[indexer].add/set(y)`.
+
+    The result is batched whenever any operand is, so `x` gets the batch axis first; `y` is
+    laid out like the batched indexing of `x` (see `_batched_index`).
+    """
+
+    def rule(args, dims, indexer):
+        from .structural import batch_size, moveaxis, reshape, transpose
+
+        (x, y, *arrays), (xd, yd, *ads) = args, dims
+        size = batch_size(args, dims)
+        x_aval = _per_example_aval(x, xd)
+        a_avals = tuple(_per_example_aval(a, d) for a, d in zip(arrays, ads))
+        target = _indexed_aval(x_aval, a_avals, indexer).shape  # one example's x[indexer]
+        x, arrays, indexer, layout = _batched_index(x, xd, arrays, ads, indexer, size)
+        if yd is None and (is_python_scalar(y) or not shape_of(y)):
+            pass  # a scalar broadcasts against any layout
+        elif yd is None and layout[0] == "at":
+            q = layout[1]
+            y = reshape(broadcast_to(y, target), (*target[:q], 1, *target[q:]))
+        else:
+            if yd is None:
+                per, y = shape_of(y), reshape(y, (1, *shape_of(y)))
+            else:
+                per, y = _per_example_aval(y, yd).shape, moveaxis(y, yd, 0)
+            y = reshape(y, (shape_of(y)[0],) + (1,) * (len(target) - len(per)) + per)
+            y = broadcast_to(y, (size, *target))
+            if layout[0] == "at":
+                y = moveaxis(y, 0, layout[1])
+            else:
+                _, p, r = layout
+                perm = [0, *range(1 + p, 1 + p + r), *range(1, 1 + p)]
+                y = transpose(y, perm + list(range(1 + p + r, 1 + len(target))))
+        return prim.bind(x, y, *arrays, indexer=indexer), 0
+
+    return rule
+
 
 scatter_add_p = Primitive("scatter_add")
 scatter_add_p.impl = lambda x, y, *arrays, indexer: x.at[_rebuild(indexer, arrays)].add(y)
@@ -105,6 +248,7 @@ def _scatter_add_vjp(needs, ct, out, x, y, *arrays, indexer):
 
 scatter_add_p.jvp = _scatter_add_jvp
 scatter_add_p.vjp = _scatter_add_vjp
+scatter_add_p.batch = _scatter_batcher(scatter_add_p)
 
 
 def scatter_add(x, y, arrays, indexer):
@@ -136,6 +280,7 @@ def _scatter_vjp(needs, ct, out, x, y, *arrays, indexer):
 
 scatter_p.jvp = _scatter_jvp
 scatter_p.vjp = _scatter_vjp
+scatter_p.batch = _scatter_batcher(scatter_p)
 
 
 def scatter(x, y, arrays, indexer):

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
 from .elementwise import add_any, broadcast_to, mul, neg, select, shape_of, sub
-from .structural import transpose
+from .structural import batch_size, batch_to_front, moveaxis, reshape, transpose
 
 # =============================================================================================
 # dot_general (lax semantics: ((lhs_contract, rhs_contract), (lhs_batch, rhs_batch)))
@@ -87,9 +87,33 @@ def _dot_general_jvp(primals, tangents, dimension_numbers):
     return out, add_any(*terms)
 
 
+def _dot_general_batch(args, dims, dimension_numbers):
+    (x, y), (xd, yd) = args, dims
+    (lc, rc), (lb, rb) = dimension_numbers
+
+    def shift(axes, d):
+        return tuple(a + (a >= d) for a in axes)
+
+    if xd is not None and yd is not None:
+        # Both batched: the batch axis becomes a leading dot_general batch dimension.
+        x, y = moveaxis(x, xd, 0), moveaxis(y, yd, 0)
+        dn = ((shift(lc, 0), shift(rc, 0)), ((0, *shift(lb, 0)), (0, *shift(rb, 0))))
+        return dot_general(x, y, dn), 0
+    if xd is not None:
+        # Only x batched: its batch axis is one more free axis of x.
+        lc, lb = shift(lc, xd), shift(lb, xd)
+        free = _free(len(shape_of(x)), lc, lb)
+        return dot_general(x, y, ((lc, rc), (lb, rb))), len(lb) + free.index(xd)
+    rc, rb = shift(rc, yd), shift(rb, yd)
+    free = _free(len(shape_of(y)), rc, rb)
+    x_free = len(shape_of(x)) - len(lc) - len(lb)
+    return dot_general(x, y, ((lc, rc), (lb, rb))), len(lb) + x_free + free.index(yd)
+
+
 dot_general_p.abstract_eval = _dot_general_aval
 dot_general_p.jvp = _dot_general_jvp
 dot_general_p.vjp = _dot_general_vjp
+dot_general_p.batch = _dot_general_batch
 
 
 def dot_general(x, y, dimension_numbers):
@@ -103,6 +127,39 @@ def matmul2(a, b):
     nb = len(shape_of(a)) - 2
     batch = tuple(range(nb))
     return dot_general(a, b, (((nb + 1,), (nb,)), (batch, batch)))
+
+
+def _solve_batcher(solve_fn):
+    """Batch rule of a left-side solve `f(a, b)` with `a: (..., n, n)`, `b: (..., n, k)`.
+
+    A batch of right-hand sides against one shared matrix becomes extra columns of a single
+    solve; otherwise both operands get the batch as their leading axis.
+    """
+
+    def rule(args, dims, **params):
+        (a, b), (ad, bd) = args, dims
+        if ad is None:
+            shape = shape_of(b)
+            size = shape[bd]
+            per = shape[:bd] + shape[bd + 1 :]
+            cols = reshape(moveaxis(b, bd, len(shape) - 1), (*per[:-1], per[-1] * size))
+            out = reshape(solve_fn(a, cols, **params), (*per, size))
+            return out, len(shape) - 1
+        size = batch_size(args, dims)
+        return solve_fn(batch_to_front(a, ad, size), batch_to_front(b, bd, size), **params), 0
+
+    return rule
+
+
+def _leading_batch(prim):
+    """Batch rule of a primitive that already accepts leading batch axes."""
+
+    def rule(args, dims, **params):
+        (a,), (d,) = args, dims
+        out = prim.bind(moveaxis(a, d, 0), **params)
+        return out, ([0] * len(out) if prim.multiple_results else 0)
+
+    return rule
 
 
 def mT(a):
@@ -138,6 +195,7 @@ def _solve_vjp(needs, ct, out, a, b):
 
 solve_p.jvp = _solve_jvp
 solve_p.vjp = _solve_vjp
+solve_p.batch = _solve_batcher(solve_p.bind)
 
 
 def solve(a, b):
@@ -183,6 +241,7 @@ def _triangular_solve_vjp(needs, ct, out, a, b, lower, transpose_a):
 
 triangular_solve_p.jvp = _triangular_solve_jvp
 triangular_solve_p.vjp = _triangular_solve_vjp
+triangular_solve_p.batch = _solve_batcher(triangular_solve_p.bind)
 
 
 def triangular_solve(a, b, lower, transpose_a=False):
@@ -224,6 +283,7 @@ def _cholesky_vjp(needs, ct, L, a):
 
 cholesky_p.jvp = _cholesky_jvp
 cholesky_p.vjp = _cholesky_vjp
+cholesky_p.batch = _leading_batch(cholesky_p)
 
 
 def cholesky(a):
@@ -273,6 +333,7 @@ def _slogdet_vjp(needs, cts, outs, a):
 slogdet_p.abstract_eval = _slogdet_aval
 slogdet_p.jvp = _slogdet_jvp
 slogdet_p.vjp = _slogdet_vjp
+slogdet_p.batch = _leading_batch(slogdet_p)
 
 
 def slogdet(a):

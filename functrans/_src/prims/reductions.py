@@ -28,6 +28,17 @@ def _reduce_aval(x, axes):
     return ShapedArray(_reduced_shape(aval.shape, axes), aval.dtype, aval.weak_type)
 
 
+def _reduce_batcher(prim):
+    """Batch rule of a reduction over `axes`: shift the axes around the batch axis."""
+
+    def rule(args, dims, axes):
+        (x,), (d,) = args, dims
+        axes = tuple(a + (a >= d) for a in axes)
+        return prim.bind(x, axes=axes), d - sum(a < d for a in axes)
+
+    return rule
+
+
 def expand_back(y, shape, axes):
     """Broadcast a reduced value `y` back to the input `shape` (the VJP of a sum)."""
     if is_python_scalar(y):
@@ -48,6 +59,7 @@ reduce_sum_p.jvp = lambda primals, tangents, axes: (
     reduce_sum(tangents[0], axes),
 )
 reduce_sum_p.vjp = lambda needs, ct, out, x, axes: (expand_back(ct, shape_of(x), axes),)
+reduce_sum_p.batch = _reduce_batcher(reduce_sum_p)
 
 
 def reduce_sum(x, axes):
@@ -81,6 +93,7 @@ def _extremum(name, impl):
         return (mul(expand_back(ct, shape_of(x), axes), weights(x, out, axes)),)
 
     p.jvp, p.vjp = jvp, vjp
+    p.batch = _reduce_batcher(p)
     return p
 
 
@@ -134,6 +147,7 @@ def _reduce_prod_vjp(needs, ct, out, x, axes):
 
 reduce_prod_p.jvp = _reduce_prod_jvp
 reduce_prod_p.vjp = _reduce_prod_vjp
+reduce_prod_p.batch = _reduce_batcher(reduce_prod_p)
 
 
 def reduce_prod(x, axes):
@@ -160,6 +174,19 @@ argmin_p = Primitive("argmin", differentiable=False)
 argmin_p.impl = lambda x, axis, index_dtype: jnp.argmin(x, axis=axis).astype(index_dtype)
 argmin_p.abstract_eval = _arg_aval
 
+
+def _arg_batcher(prim):
+    def rule(args, dims, axis, index_dtype):
+        (x,), (d,) = args, dims
+        axis = axis + (axis >= d)
+        return prim.bind(x, axis=axis, index_dtype=index_dtype), d - (axis < d)
+
+    return rule
+
+
+argmax_p.batch = _arg_batcher(argmax_p)
+argmin_p.batch = _arg_batcher(argmin_p)
+
 # =============================================================================================
 # cumsum
 # =============================================================================================
@@ -180,6 +207,10 @@ cumsum_p.jvp = lambda primals, tangents, axis, reverse: (
     cumsum(tangents[0], axis, reverse),
 )
 cumsum_p.vjp = lambda needs, ct, out, x, axis, reverse: (cumsum(ct, axis, not reverse),)
+cumsum_p.batch = lambda args, dims, axis, reverse: (
+    cumsum(args[0], axis + (axis >= dims[0]), reverse),
+    dims[0],
+)
 
 
 def cumsum(x, axis, reverse=False):

@@ -35,6 +35,14 @@ reshape_p.jvp = lambda primals, tangents, new_sizes: (
 reshape_p.vjp = lambda needs, ct, out, x, new_sizes: (reshape(ct, shape_of(x)),)
 
 
+def _reshape_batch(args, dims, new_sizes):
+    (x,), (d,) = args, dims
+    return reshape(moveaxis(x, d, 0), (shape_of(x)[d], *new_sizes)), 0
+
+
+reshape_p.batch = _reshape_batch
+
+
 def reshape(x, shape):
     shape = tuple(int(d) for d in shape)
     if shape_of(x) == shape:
@@ -65,11 +73,43 @@ transpose_p.vjp = lambda needs, ct, out, x, permutation: (
 )
 
 
+def _transpose_batch(args, dims, permutation):
+    (x,), (d,) = args, dims
+    return transpose(x, (d, *(p + (p >= d) for p in permutation))), 0
+
+
+transpose_p.batch = _transpose_batch
+
+
 def transpose(x, permutation):
     permutation = tuple(int(p) for p in permutation)
     if permutation == tuple(range(len(permutation))):
         return x
     return transpose_p.bind(x, permutation=permutation)
+
+
+def moveaxis(x, src, dst):
+    """Move axis `src` of `x` to position `dst` (both non-negative)."""
+    if src == dst:
+        return x
+    perm = [i for i in range(len(shape_of(x))) if i != src]
+    perm.insert(dst, src)
+    return transpose(x, perm)
+
+
+def batch_size(args, dims):
+    """The size of the batch axis, read from any batched operand."""
+    return next(shape_of(a)[d] for a, d in zip(args, dims) if d is not None)
+
+
+def batch_to_front(x, d, size):
+    """`x` with its batch axis `d` first; an unbatched `x` (`d is None`) is broadcast."""
+    from .elementwise import broadcast_to
+
+    if d is None:
+        shape = shape_of(x)
+        return broadcast_to(reshape(x, (1, *shape)), (size, *shape))
+    return moveaxis(x, d, 0)
 
 
 # =============================================================================================
@@ -120,6 +160,15 @@ concatenate_p.jvp = _concatenate_jvp
 concatenate_p.vjp = _concatenate_vjp
 
 
+def _concatenate_batch(args, dims, axis):
+    size = batch_size(args, dims)
+    xs = [batch_to_front(x, d, size) for x, d in zip(args, dims)]
+    return concatenate_p.bind(*xs, axis=axis + 1), 0
+
+
+concatenate_p.batch = _concatenate_batch
+
+
 def concatenate(xs, axis):
     if len(xs) == 1:
         return xs[0]
@@ -163,6 +212,15 @@ pad_p.jvp = _pad_jvp
 pad_p.vjp = _pad_vjp
 
 
+def _pad_batch(args, dims, padding_value, config):
+    (x,), (d,) = args, dims
+    config = (*config[:d], (0, 0, 0), *config[d:])
+    return pad_p.bind(x, padding_value=padding_value, config=config), d
+
+
+pad_p.batch = _pad_batch
+
+
 def pad(x, padding_value, config):
     config = tuple((int(lo), int(hi), int(i)) for lo, hi, i in config)
     if all(c == (0, 0, 0) for c in config):
@@ -170,4 +228,13 @@ def pad(x, padding_value, config):
     return pad_p.bind(x, padding_value=padding_value, config=config)
 
 
-__all__ = ["add_any", "concatenate", "pad", "reshape", "transpose"]
+__all__ = [
+    "add_any",
+    "batch_size",
+    "batch_to_front",
+    "concatenate",
+    "moveaxis",
+    "pad",
+    "reshape",
+    "transpose",
+]
