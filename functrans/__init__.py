@@ -12,12 +12,14 @@ from ._src.graph import Graph, make_graph
 from ._src.jacobians import hessian, hvp, jacfwd, jacrev
 from ._src.jet import derivatives, jet
 from ._src.jit import jit
+from .testing import check_grads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Graph",
     "make_graph",
+    "check_grads",
     "derivatives",
     "grad",
     "hessian",
