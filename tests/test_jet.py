@@ -55,6 +55,9 @@ ARRAY = {
     "concat": lambda np_, nn_, x: np_.concatenate([x, np_.exp(x)], axis=1).T @ x,
     "where": lambda np_, nn_, x: np_.where(x > 0, np_.cos(x), x**3),
     "solve": lambda np_, nn_, x: np_.linalg.solve(x @ x.T + 3.0 * np_.eye(3), x),
+    "cholesky": lambda np_, nn_, x: np_.linalg.cholesky(x @ x.T + 3.0 * np_.eye(3)),
+    "slogdet": lambda np_, nn_, x: np_.linalg.slogdet(x @ x.T + 3.0 * np_.eye(3))[1] * x,
+    "inv_det": lambda np_, nn_, x: np_.linalg.inv(x + 3.0 * np_.eye(3)) * np_.linalg.det(x),
 }
 W = np.random.RandomState(0).randn(3, 2)
 
@@ -145,5 +148,35 @@ def test_jet_errors():
         ft.jet(fnp.sin, (np.ones(3),), ((np.ones(2),),))
     with pytest.raises(TypeError, match="tuple"):
         ft.jet(fnp.sin, 1.0, ((1.0,),))
-    with pytest.raises(NotImplementedError, match="jet"):
-        ft.jet(lambda a: fnp.linalg.slogdet(a)[1], (np.eye(2),), ((np.eye(2),),))
+
+
+def test_jet_of_triangular_solve():
+    from functrans._src.prims import linalg as la
+
+    rng = np.random.RandomState(3)
+    a = np.tril(rng.randn(3, 3)) + 3.0 * np.eye(3)
+    b = rng.randn(3, 2)
+    ta, tb = [np.tril(rng.randn(3, 3)) for _ in range(2)], [rng.randn(3, 2) for _ in range(2)]
+    for transpose_a in (False, True):
+        y, ys = ft.jet(
+            lambda a, b, t=transpose_a: la.triangular_solve(a, b, True, t), (a, b), (ta, tb)
+        )
+
+        def path(t, transpose_a=transpose_a):
+            at = a + ta[0] * t + ta[1] * t**2 / 2
+            bt = b + tb[0] * t + tb[1] * t**2 / 2
+            return jax.scipy.linalg.solve_triangular(at, bt, lower=True, trans=int(transpose_a))
+
+        np.testing.assert_allclose(y, path(0.0), rtol=1e-10)
+        np.testing.assert_allclose(ys[0], jax.jacfwd(path)(0.0), rtol=1e-9)
+        np.testing.assert_allclose(ys[1], jax.jacfwd(jax.jacfwd(path))(0.0), rtol=1e-9)
+
+
+def test_every_differentiable_primitive_has_a_taylor_rule():
+    from functrans._src.core import all_primitives
+    from functrans._src.jet import JET_RULES
+
+    missing = sorted(
+        name for name, p in all_primitives().items() if p.differentiable and name not in JET_RULES
+    )
+    assert not missing, missing

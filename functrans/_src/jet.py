@@ -477,11 +477,65 @@ def _concat(xs, axis):
     return st.concatenate(xs, axis)
 
 
+def _triangular_solve_rule(K, full, series, lower, transpose_a):
+    a, b = full
+    x = [la.triangular_solve(a[0], b[0], lower, transpose_a)]
+    for k in range(1, K + 1):
+        rest = _sum(
+            [
+                la.matmul2(la.mT(a[i]) if transpose_a else a[i], x[k - i])
+                for i in range(1, k + 1)
+                if a[i] is not None and x[k - i] is not None
+            ]
+        )
+        rhs = b[k]
+        if rest is not None:
+            rhs = ew.neg(rest) if rhs is None else ew.sub(rhs, rest)
+        x.append(None if rhs is None else la.triangular_solve(a[0], rhs, lower, transpose_a))
+    return x
+
+
+def _cholesky_rule(K, full, series):
+    """L L^T = A: L0 Lk^T + Lk L0^T = A_k - sum_{0<i<k} L_i L_{k-i}^T, solved as in the JVP."""
+    (a,) = full
+    L = [la.cholesky(a[0])]
+    for k in range(1, K + 1):
+        rest = _sum([la.matmul2(L[i], la.mT(L[k - i])) for i in range(1, k)
+                     if L[i] is not None and L[k - i] is not None])  # fmt: skip
+        s_k = a[k]
+        if s_k is not None:
+            s_k = ew.mul(ew.add(s_k, la.mT(s_k)), 0.5)  # only the symmetric part counts
+        if rest is not None:
+            s_k = ew.neg(rest) if s_k is None else ew.sub(s_k, rest)
+        if s_k is None:
+            L.append(None)
+            continue
+        inner = la.triangular_solve(L[0], la.mT(la.triangular_solve(L[0], s_k, True)), True)
+        L.append(la.matmul2(L[0], la._phi(inner)))
+    return L
+
+
 def _slogdet_rule(K, full, series):
-    raise NotImplementedError(
-        "`slogdet` has no Taylor (jet) rule yet; use nested `ft.grad` / `ft.jvp` for "
-        "higher derivatives through determinants."
-    )
+    """log|det A(t)| = log|det A0| + tr log(I + E(t)), E = A0^{-1} (A(t) - A0)."""
+    (a,) = full
+    sign, logdet = la.slogdet(a[0])
+    e = [None] + [None if a[k] is None else la.solve(a[0], a[k]) for k in range(1, K + 1)]
+    power = e  # E^m as a matrix series; E^1 first
+    acc = [None] * (K + 1)
+    for m in range(1, K + 1):
+        if m > 1:
+            power = [None] + [_sum([la.matmul2(power[i], e[k - i]) for i in range(1, k)
+                                    if power[i] is not None and e[k - i] is not None])
+                              for k in range(1, K + 1)]  # fmt: skip
+        coef = (-1.0) ** (m + 1) / m
+        for k in range(m, K + 1):
+            if power[k] is not None:
+                acc[k] = _sum([acc[k], ew.mul(power[k], coef)])
+    nd = len(ew.shape_of(a[0]))
+    diag = np.eye(ew.shape_of(a[0])[-1], dtype=get_aval(a[0]).dtype)
+    terms = [None if t is None else red.reduce_sum(ew.mul(t, diag), (nd - 2, nd - 1))
+             for t in acc[1:]]  # fmt: skip
+    return [[sign] + [None] * K, [logdet, *terms]]
 
 
 def _table():
@@ -533,6 +587,8 @@ def _table():
         "scatter": _scatter_rule(ix.scatter_p),
         "concatenate": _concatenate_rule,
         "slogdet": _slogdet_rule,
+        "cholesky": _cholesky_rule,
+        "triangular_solve": _triangular_solve_rule,
     }  # fmt: skip
     for name, prim in [
         ("reshape", st.reshape_p), ("transpose", st.transpose_p),
