@@ -159,3 +159,35 @@ def test_each_rewrite_applies_and_keeps_values(name):
         np.testing.assert_allclose(
             ft.grad(lambda x: fnp.sum(s(x)))(x), ft.grad(lambda x: fnp.sum(f(x)))(x), rtol=1e-12
         )
+
+
+def test_graphs_held_by_a_primitive_print_nested():
+    from functrans.extend import Primitive
+
+    inner = ft.make_graph(lambda x: fnp.sin(x) * 2.0)(1.0)
+    call_p = Primitive("call_graph_for_test")
+    call_p.impl = lambda x, body: body.to_jax()(x)
+    call_p.jvp = lambda primals, tangents, body: ft.jvp(body, primals, tangents)
+    call_p.vjp = lambda needs, ct, out, x, body: ft.vjp(body, x)[1](ct)
+    outer = ft.make_graph(lambda x: call_p.bind(fnp.exp(x), body=inner) + 1.0)(1.0)
+    text = str(outer)
+    assert "call_graph_for_test" in text
+    assert "    body=graph(a:f64[]) {" in text  # the body, indented under its equation
+    assert "      b:f64[] = sin a" in text
+    np.testing.assert_allclose(outer(0.3), np.sin(np.exp(0.3)) * 2.0 + 1.0, rtol=1e-12)
+    # differentiable through the rules that call the nested graph
+    np.testing.assert_allclose(
+        ft.grad(outer)(0.3), np.cos(np.exp(0.3)) * 2.0 * np.exp(0.3), rtol=1e-12
+    )
+
+
+def test_dot_and_html_display():
+    g = ft.make_graph(ft.grad(lambda x: fnp.sum(fnp.sin(x) * 2.0)))(np.ones(3)).simplify()
+    dot = g.to_dot()
+    assert dot.startswith("digraph functrans {") and dot.rstrip().endswith("}")
+    assert dot.count("shape=box") == g.num_equations
+    assert "cos" in dot and "out0" in dot
+    html = g._repr_html_()
+    assert html.startswith("<pre>") and "cos" in html
+    svg = g._repr_svg_()
+    assert svg is None or "<svg" in svg  # None when Graphviz is not installed

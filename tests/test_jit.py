@@ -81,3 +81,9 @@ def test_jit_graph_is_simplified():
     np.testing.assert_allclose(
         f(0.3), jax.grad(jax.grad(jax.grad(jax.grad(jnp.tanh))))(0.3), rtol=1e-10
     )
+
+
+def test_jit_on_constants_inside_make_graph():
+    # a compiled call on concrete values inside a graph being built stays a constant
+    g = ft.make_graph(lambda x: x * ft.jit(fnp.sin)(np.float64(0.5)))(1.0)
+    np.testing.assert_allclose(g(2.0), 2.0 * np.sin(0.5), rtol=1e-12)

@@ -223,6 +223,17 @@ def new_main(trace_type, name: str, payload: Any = None, staging: bool = False):
                 break
 
 
+@contextlib.contextmanager
+def no_staging():
+    """Run plain JAX code (a lowering, `jax.eval_shape`) without recording it in a graph."""
+    prev = _state.staging
+    _state.staging = None
+    try:
+        yield
+    finally:
+        _state.staging = prev
+
+
 def _escaped_error(main: MainTrace):
     return RuntimeError(
         f"A functrans traced value from `{main.name}` was used after that transformation "

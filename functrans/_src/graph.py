@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .algebra import AlgebraTable
-from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main
+from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main, no_staging
 from .cse import CSECache
 
 
@@ -70,7 +70,8 @@ def _eval_shape_cached(prim, in_key, params_key):
         args = [scalars[i] if i in scalars else next(it) for i in range(len(in_key))]
         return prim.impl(*args, **params)
 
-    out = jax.eval_shape(f, *structs)
+    with no_staging():
+        out = jax.eval_shape(f, *structs)
     leaves = out if prim.multiple_results else [out]
     avals = [ShapedArray(o.shape, o.dtype, getattr(o, "weak_type", False)) for o in leaves]
     return avals if prim.multiple_results else avals[0]
@@ -269,12 +270,28 @@ class Graph:
         return jax.tree_util.tree_unflatten(self.out_tree, self.eval_flat(*leaves))
 
     def to_jax(self):
-        """A pure function of JAX arrays computing this graph, ready for `jax.jit`."""
+        """A pure function of JAX arrays computing this graph, ready for `jax.jit`.
+
+        It calls each primitive's lowering directly, so no functrans transformation sees it.
+        """
 
         def fun(*args):
-            return self(*args)
+            leaves, _ = jax.tree_util.tree_flatten(args)
+            outs = self.eval_lowered(self.const_vals, leaves)
+            return jax.tree_util.tree_unflatten(self.out_tree, outs)
 
         return fun
+
+    def eval_lowered(self, consts, args):
+        """Evaluate with each primitive's JAX lowering: plain JAX, for `jax.jit` to compile."""
+        env = dict(zip(self.const_vars, consts))
+        env.update(zip(self.in_vars, args))
+        read = lambda a: a.val if isinstance(a, Lit) else env[a]
+        with no_staging():
+            for eqn in self.eqns:
+                out = eqn.prim.impl(*[read(a) for a in eqn.inputs], **eqn.params)
+                env.update(zip(eqn.outputs, out if eqn.prim.multiple_results else [out]))
+        return [jnp.asarray(a.val) if isinstance(a, Lit) else env[a] for a in self.outs]
 
     # --- rewriting ------------------------------------------------------------------------
     def dce(self) -> Graph:
@@ -330,7 +347,8 @@ def _fmt_param(v):
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def pretty_print(graph: Graph) -> str:
+def pretty_print(graph: Graph, indent: str = "") -> str:
+    """The listing of `graph`; graphs held in parameters (control flow, custom rules) nest."""
     names = {}
     gen = _names()
 
@@ -350,13 +368,17 @@ def pretty_print(graph: Graph) -> str:
     lines = [head]
     for eqn in graph.eqns:
         outs = " ".join(decl(v) for v in eqn.outputs)
-        params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in eqn.params.items())
+        flat = {k: v for k, v in eqn.params.items() if not isinstance(v, Graph)}
+        params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in flat.items())
         prim = eqn.prim.name + (f"[{params}]" if params else "")
         args = " ".join(name(a) for a in eqn.inputs)
         lines.append(f"  {outs} = {prim} {args}".rstrip())
+        for k, v in eqn.params.items():
+            if isinstance(v, Graph):
+                lines.append(f"    {k}=" + pretty_print(v, "    ").lstrip())
     lines.append("  return (" + ", ".join(name(a) for a in graph.outs) + ")")
     lines.append("}")
-    return "\n".join(lines)
+    return "\n".join(indent + line for line in lines)
 
 
 def to_dot(graph: Graph) -> str:

@@ -90,7 +90,7 @@ def jit(fun, static_argnums=()):
             wrapped.trace_count += 1
 
             def run(consts, xs):
-                return graph.eval_flat_with(consts, xs)
+                return graph.eval_lowered(consts, xs)
 
             entry = (graph, jax.jit(run))
             # A graph that closed over a value of an outer functrans transformation is only
