@@ -161,11 +161,20 @@ def test_each_rewrite_applies_and_keeps_values(name):
         )
 
 
-def test_graphs_held_by_a_primitive_print_nested():
+@pytest.fixture
+def scratch_primitive():
+    """A user primitive for one test, removed from the registry afterwards."""
+    from functrans._src import core
     from functrans.extend import Primitive
 
+    prim = Primitive("call_graph_for_test")
+    yield prim
+    core._ALL_PRIMITIVES.pop(prim.name, None)
+
+
+def test_graphs_held_by_a_primitive_print_nested(scratch_primitive):
+    call_p = scratch_primitive
     inner = ft.make_graph(lambda x: fnp.sin(x) * 2.0)(1.0)
-    call_p = Primitive("call_graph_for_test")
     call_p.impl = lambda x, body: body.to_jax()(x)
     call_p.jvp = lambda primals, tangents, body: ft.jvp(body, primals, tangents)
     call_p.vjp = lambda needs, ct, out, x, body: ft.vjp(body, x)[1](ct)
