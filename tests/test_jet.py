@@ -38,12 +38,17 @@ def nested(f, n):
     return out
 
 
+# Nested `jax.grad` run eagerly is the slow part of this oracle; order 8 for the issue's
+# functions, order 5 for the rest (the recurrences are the same at every order).
+ORDER = {"tanh": 8, "sin*exp": 8, "rational": 8, "sigmoid": 8}
+
+
 @pytest.mark.parametrize("name", list(SCALAR))
-def test_derivatives_match_nested_jax_grad_to_order_8(name):
-    f = SCALAR[name]
-    ours = ft.derivatives(lambda x: f(fnp, fnn, x), 8)(0.3)
-    theirs = [g(0.3) for g in nested(lambda x: f(jnp, jax.nn, x), 8)]
-    assert len(ours) == 9
+def test_derivatives_match_nested_jax_grad(name):
+    f, order = SCALAR[name], ORDER.get(name, 5)
+    ours = ft.derivatives(lambda x: f(fnp, fnn, x), order)(0.3)
+    theirs = [g(0.3) for g in nested(lambda x: f(jnp, jax.nn, x), order)]
+    assert len(ours) == order + 1
     np.testing.assert_allclose(np.array(ours), np.array(theirs), rtol=1e-10, atol=1e-10)
 
 
