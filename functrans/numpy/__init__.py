@@ -579,10 +579,12 @@ def flip(a, axis=None):
 
 
 def take(a, indices, axis=None):
+    # `ix.getitem`, not `a[...]`: a constant JAX array indexed by a functrans value must
+    # still go through functrans (JAX's own `__getitem__` would refuse the index).
     if axis is None:
-        return ravel(a)[indices]
+        return ix.getitem(ravel(a), indices)
     (ax,) = _axes(axis, ndim(a))
-    return a[(slice(None),) * ax + (indices,)]
+    return ix.getitem(_as_array(a), (slice(None),) * ax + (indices,))
 
 
 def tile(a, reps):
