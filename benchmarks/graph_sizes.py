@@ -98,6 +98,7 @@ def run(max_order):
             tgraph, t_taylor = timed(lambda: ft.make_graph(taylor)(x).simplify(), repeat=3)
             row["ft_jet_eqns"] = tgraph.num_equations
             row["ft_jet_build_s"] = t_taylor
+            row["ft_jet_jit_s"] = per_call(ft.jit(taylor), x)
 
             g_jax = nested(jax.grad, jf, n)
             jaxpr, t_trace = timed(lambda: jax.make_jaxpr(g_jax)(x), repeat=1)
@@ -107,14 +108,16 @@ def run(max_order):
             jjaxpr, t_jet = timed(lambda: jax.make_jaxpr(jax_jet_nth(jf, n))(x), repeat=1)
             row["jax_jet_eqns"] = count_eqns(jjaxpr.jaxpr)
             row["jax_jet_trace_s"] = t_jet
+            row["jax_jet_jit_s"] = per_call(jax.jit(jax_jet_nth(jf, n)), x)
             rows.append(row)
             print(
                 f"{name:8s} n={n:2d} | ft.grad {row['ft_grad_eqns']:5d} eqns "
                 f"(raw {row['ft_grad_raw_eqns']:5d}) {t_build * 1e3:8.1f} ms "
                 f"{row['ft_grad_jit_s'] * 1e6:6.1f} us/call | ft.jet {row['ft_jet_eqns']:4d} eqns "
-                f"{t_taylor * 1e3:7.1f} ms | jax.grad {row['jax_grad_eqns']:5d} eqns "
+                f"{t_taylor * 1e3:7.1f} ms {row['ft_jet_jit_s'] * 1e6:6.1f} us/call | "
+                f"jax.grad {row['jax_grad_eqns']:5d} eqns "
                 f"{t_trace * 1e3:8.1f} ms {row['jax_grad_jit_s'] * 1e6:6.1f} us/call | "
-                f"jax jet {row['jax_jet_eqns']:4d} eqns",
+                f"jax jet {row['jax_jet_eqns']:4d} eqns {row['jax_jet_jit_s'] * 1e6:6.1f} us/call",
                 flush=True,
             )
     return rows

@@ -87,3 +87,10 @@ def test_jit_on_constants_inside_make_graph():
     # a compiled call on concrete values inside a graph being built stays a constant
     g = ft.make_graph(lambda x: x * ft.jit(fnp.sin)(np.float64(0.5)))(1.0)
     np.testing.assert_allclose(g(2.0), 2.0 * np.sin(0.5), rtol=1e-12)
+
+
+def test_vmap_of_jit_and_jit_of_vmap():
+    xs = np.stack([X, 2.0 * X])
+    expected = jax.vmap(jax.grad(jloss))(xs)
+    np.testing.assert_allclose(ft.vmap(ft.jit(ft.grad(loss)))(xs), expected, rtol=1e-10)
+    np.testing.assert_allclose(ft.jit(ft.vmap(ft.grad(loss)))(xs), expected, rtol=1e-10)
