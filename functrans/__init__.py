@@ -8,6 +8,7 @@
 from . import lax, nn, numpy
 from ._src.api import grad, jvp, linearize, stop_gradient, value_and_grad, vjp
 from ._src.batching import vmap
+from ._src.checkpoint import checkpoint, remat
 from ._src.graph import Graph, make_graph
 from ._src.jacobians import hessian, hvp, jacfwd, jacrev
 from ._src.jet import derivatives, jet
@@ -20,6 +21,7 @@ __all__ = [
     "Graph",
     "make_graph",
     "check_grads",
+    "checkpoint",
     "derivatives",
     "grad",
     "hessian",
@@ -33,6 +35,7 @@ __all__ = [
     "linearize",
     "nn",
     "numpy",
+    "remat",
     "stop_gradient",
     "value_and_grad",
     "vjp",

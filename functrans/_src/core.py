@@ -141,6 +141,7 @@ class Primitive:
         self.jvp = None
         self.vjp = None
         self.batch = None
+        self.inline = None  # for primitives holding a graph: evaluate it by binding its body
         _ALL_PRIMITIVES[name] = self
 
     def __repr__(self):

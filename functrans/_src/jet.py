@@ -82,6 +82,11 @@ class JetTrace(Trace):
         if hit is not None:
             return hit
         rule = JET_RULES.get(prim.name)
+        if rule is None and prim.inline is not None:
+            # A primitive that holds a graph (checkpoint) is expanded: its body has rules.
+            result = prim.inline(*args, **params)
+            self.cse.put(key, args, result)
+            return result
         if rule is None:
             raise NotImplementedError(
                 f"The primitive `{prim.name}` has no Taylor (jet) rule yet, so `ft.jet` and "

@@ -190,3 +190,25 @@ def _lower_aux(aux, trace):
         return x
 
     return jax.tree_util.tree_map(lower, aux)
+
+
+def saved_values(fun, *primals):
+    """The arrays a reverse pass through `fun` keeps for its backward pass (a diagnostic).
+
+    Returns a list of `(primitive name, shape)`, one per distinct saved array: the inputs and
+    outputs each recorded equation holds for its VJP rule.
+    """
+    import jax
+
+    leaves, tree = jax.tree_util.tree_flatten(primals)
+    with new_main(VJPTrace, "saved_values") as main:
+        trace = main.trace
+        ins = [trace.new_tracer(p) if is_inexact(get_aval(p).dtype) else p for p in leaves]
+        fun(*jax.tree_util.tree_unflatten(tree, ins))
+    seen, out = set(), []
+    for eqn in trace.tape:
+        for v in (*eqn.primals, *eqn.outs):
+            if id(v) not in seen and hasattr(v, "shape"):
+                seen.add(id(v))
+                out.append((eqn.prim.name, tuple(v.shape)))
+    return out
