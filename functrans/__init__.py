@@ -9,6 +9,7 @@ from . import lax, nn, numpy
 from ._src.api import grad, jvp, linearize, stop_gradient, value_and_grad, vjp
 from ._src.batching import vmap
 from ._src.checkpoint import checkpoint, remat
+from ._src.custom import custom_jvp, custom_vjp
 from ._src.graph import Graph, make_graph
 from ._src.jacobians import hessian, hvp, jacfwd, jacrev
 from ._src.jet import derivatives, jet
@@ -22,6 +23,8 @@ __all__ = [
     "make_graph",
     "check_grads",
     "checkpoint",
+    "custom_jvp",
+    "custom_vjp",
     "derivatives",
     "grad",
     "hessian",
