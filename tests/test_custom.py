@@ -288,3 +288,32 @@ def test_missing_rule_errors():
     g = ft.custom_vjp(lambda x: x)
     with pytest.raises(AttributeError, match="No VJP defined"):
         g(1.0)
+
+
+@pytest.mark.parametrize("kind", ["custom_jvp", "custom_vjp"])
+def test_closure_over_outer_value_in_a_rule_raises_clearly(kind):
+    # Not supported yet: the rule runs after the outer `grad` has ended. It must raise, with
+    # a message that says why and what to do, never give a wrong number.
+    def outer(a):
+        if kind == "custom_jvp":
+
+            @ft.custom_jvp
+            def f(x):
+                return fnp.sin(a * x)
+
+            @f.defjvp
+            def f_jvp(primals, tangents):
+                (x,), (t,) = primals, tangents
+                return f(x), a * fnp.cos(a * x) * t
+
+        else:
+
+            @ft.custom_vjp
+            def f(x):
+                return fnp.sin(a * x)
+
+            f.defvjp(lambda x: (f(x), x), lambda x, g: (a * fnp.cos(a * x) * g,))
+        return f(2.0 * a)
+
+    with pytest.raises(RuntimeError, match="explicit argument"):
+        ft.grad(outer)(0.5)

@@ -22,6 +22,30 @@ tree_flatten = jax.tree_util.tree_flatten
 tree_unflatten = jax.tree_util.tree_unflatten
 
 
+_CLOSURE_ERROR = (
+    "A `{api}` function or rule closes over a value of an outer transformation (`{name}`), and "
+    "reverse mode runs the rule after that transformation has ended. functrans does not "
+    "support such closures in custom rules yet: pass the value as an explicit argument of the "
+    "custom function (it then gets its own derivative), or mark it in `nondiff_argnums`."
+)
+
+
+def _closure_guard(api, rule):
+    """Run a reverse-mode rule, turning an escaped-tracer error into one that says why."""
+
+    def guarded(*args, **kwargs):
+        try:
+            return rule(*args, **kwargs)
+        except RuntimeError as err:
+            msg = str(err)
+            if "was used after that transformation ended" not in msg:
+                raise
+            name = msg.split("`")[1] if "`" in msg else "an outer transformation"
+            raise RuntimeError(_CLOSURE_ERROR.format(api=api, name=name)) from err
+
+    return guarded
+
+
 def _zeros(x):
     aval = get_aval(x)
     return jnp.zeros(aval.shape, aval.dtype)
@@ -135,7 +159,7 @@ def _cjvp_batch(vals, dims, *, fun, jvp):
 custom_jvp_call_p.impl = _cjvp_impl
 custom_jvp_call_p.abstract_eval = _abstract_eval(custom_jvp_call_p)
 custom_jvp_call_p.jvp = _cjvp_jvp
-custom_jvp_call_p.vjp = _cjvp_vjp
+custom_jvp_call_p.vjp = _closure_guard("custom_jvp", _cjvp_vjp)
 custom_jvp_call_p.batch = _cjvp_batch
 
 
@@ -295,7 +319,7 @@ def _cvjp_batch(vals, dims, *, fun, fwd, bwd):
 custom_vjp_call_p.impl = _cvjp_impl
 custom_vjp_call_p.abstract_eval = _abstract_eval(custom_vjp_call_p)
 custom_vjp_call_p.jvp = _cvjp_jvp
-custom_vjp_call_p.vjp = _cvjp_vjp
+custom_vjp_call_p.vjp = _closure_guard("custom_vjp", _cvjp_vjp)
 custom_vjp_call_p.batch = _cvjp_batch
 
 
