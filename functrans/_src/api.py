@@ -350,13 +350,7 @@ def jvp(fun, primals, tangents, has_aux=False):
                 f"{type(v).__name__} instead. Write `ft.jvp(f, (x,), (t,))`."
             )
     flat, in_tree = _flatten_args("jvp", tuple(primals))
-    t_leaves, t_tree = tree_flatten(tuple(tangents))
-    if t_tree != in_tree:
-        raise ValueError(
-            "`jvp` needs tangents with the same tree structure as the primals: expected "
-            f"{in_tree}, got {t_tree} instead."
-        )
-    flat_t = [_check_tangent(p, t) for p, t in zip(flat, t_leaves)]
+    flat_t = _flat_tangents("jvp", flat, in_tree, tangents)
     holder = {}
 
     def flat_fun(ins):
@@ -375,6 +369,17 @@ def jvp(fun, primals, tangents, has_aux=False):
         _outputs_to_arrays(tree_unflatten(out_tree, out_ts)),
     )
     return (*res, aux) if has_aux else res
+
+
+def _flat_tangents(api, flat, in_tree, tangents):
+    """Check tangents against the flat primals (structure, shape, dtype); flat, None for ints."""
+    t_leaves, t_tree = tree_flatten(tuple(tangents))
+    if t_tree != in_tree:
+        raise ValueError(
+            f"`{api}` needs tangents with the same tree structure as the primals: expected "
+            f"{in_tree}, got {t_tree} instead."
+        )
+    return [_check_tangent(p, t) for p, t in zip(flat, t_leaves)]
 
 
 def _check_tangent(p, t):
@@ -452,13 +457,7 @@ def linearize(fun, *primals):
                 f"The function returned by `linearize` takes {len(primals)} tangent(s), one per "
                 f"primal, but got {len(tangents)}."
             )
-        t_leaves, t_tree = tree_flatten(tuple(tangents))
-        if t_tree != in_tree:
-            raise ValueError(
-                "The tangents passed to the `linearize` function must have the structure of "
-                f"the primals: expected {in_tree}, got {t_tree} instead."
-            )
-        checked = [_check_tangent(p, t) for p, t in zip(flat, t_leaves)]
+        checked = _flat_tangents("linearize", flat, in_tree, tangents)
         ts = [t for t, p in zip(checked, flat) if is_inexact(get_aval(p).dtype)]
         outs_t = graph.eval_flat(*ts)
         return _outputs_to_arrays(tree_unflatten(out_tree, outs_t))
