@@ -200,3 +200,25 @@ def test_dot_and_html_display():
     assert html.startswith("<pre>") and "cos" in html
     svg = g._repr_svg_()
     assert svg is None or "<svg" in svg  # None when Graphviz is not installed
+
+
+def test_custom_rules_print_nested():
+    import functrans.nn as fnn
+
+    @ft.custom_jvp
+    def log1pexp(x):
+        return fnp.log(1.0 + fnp.exp(x))
+
+    log1pexp.defjvps(lambda t, ans, x: t * fnn.sigmoid(x))
+    text = str(ft.make_graph(lambda x: log1pexp(x) * 2.0)(1.0))
+    assert "    fun=graph(a:f64[]) {" in text and "      d:f64[] = log c" in text
+    assert "    jvp=graph(a:f64[], b:f64[]) {" in text and "= logistic a" in text
+    assert text.count("fun=graph(") == 1  # the rule's own call of the function is not expanded
+
+    @ft.custom_vjp
+    def clip(x):
+        return x
+
+    clip.defvjp(lambda x: (x, None), lambda _, g: (fnp.clip(g, -1, 1),))
+    text = str(ft.make_graph(lambda x: fnp.sin(clip(x)))(1.0))
+    assert "    fwd=graph(a:f64[]) {" in text

@@ -142,6 +142,9 @@ class Primitive:
         self.vjp = None
         self.batch = None
         self.inline = None  # for primitives holding a graph: evaluate it by binding its body
+        # for primitives holding functions (custom rules): `(in_avals, **params) -> {name:
+        # Graph}`, traced only to print them nested
+        self.subgraphs = None
         _ALL_PRIMITIVES[name] = self
 
     def __repr__(self):

@@ -316,6 +316,30 @@ def _cvjp_batch(vals, dims, *, fun, fwd, bwd):
     return outs, [0] * len(outs)
 
 
+def _example_inputs(avals):
+    return [jax.numpy.zeros(a.shape, a.dtype) for a in avals]
+
+
+def _cjvp_subgraphs(avals, *, fun, jvp):
+    """The body and the JVP rule as graphs, so that `print(graph)` shows them nested."""
+    from .graph import make_graph
+
+    xs, n = _example_inputs(avals), len(avals)
+    return {
+        "fun": make_graph(lambda *a: fun(*a))(*xs),
+        "jvp": make_graph(lambda *a: jvp(a[:n], a[n:]))(*xs, *xs),
+    }
+
+
+def _cvjp_subgraphs(avals, *, fun, fwd, bwd):
+    from .graph import make_graph
+
+    xs = _example_inputs(avals)
+    return {"fun": make_graph(lambda *a: fun(*a))(*xs), "fwd": make_graph(lambda *a: fwd(a))(*xs)}
+
+
+custom_jvp_call_p.subgraphs = _cjvp_subgraphs
+custom_vjp_call_p.subgraphs = _cvjp_subgraphs
 custom_vjp_call_p.impl = _cvjp_impl
 custom_vjp_call_p.abstract_eval = _abstract_eval(custom_vjp_call_p)
 custom_vjp_call_p.jvp = _cvjp_jvp

@@ -342,13 +342,30 @@ def _names():
 def _fmt_param(v):
     if isinstance(v, np.dtype):
         return v.name
+    if callable(v):
+        return getattr(v, "__qualname__", type(v).__name__)
     if isinstance(v, tuple):
         return "(" + ",".join(_fmt_param(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def pretty_print(graph: Graph, indent: str = "") -> str:
+def pretty_print(graph: Graph) -> str:
     """The listing of `graph`; graphs held in parameters (control flow, custom rules) nest."""
+    return "\n".join(_listing(graph, frozenset()))
+
+
+def _subgraphs(eqn, active):
+    subs = {k: v for k, v in eqn.params.items() if isinstance(v, Graph)}
+    key = eqn.prim.name  # a rule that calls its own custom function: expand it once
+    if eqn.prim.subgraphs is not None and key not in active:
+        try:
+            subs.update(eqn.prim.subgraphs([a.aval for a in eqn.inputs], **eqn.params))
+        except Exception:  # printing must never fail; the flat listing still names it
+            pass
+    return subs, key
+
+
+def _listing(graph, active):
     names = {}
     gen = _names()
 
@@ -368,17 +385,20 @@ def pretty_print(graph: Graph, indent: str = "") -> str:
     lines = [head]
     for eqn in graph.eqns:
         outs = " ".join(decl(v) for v in eqn.outputs)
-        flat = {k: v for k, v in eqn.params.items() if not isinstance(v, Graph)}
+        subs, key = _subgraphs(eqn, active)
+        flat = {k: v for k, v in eqn.params.items() if k not in subs}
         params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in flat.items())
         prim = eqn.prim.name + (f"[{params}]" if params else "")
         args = " ".join(name(a) for a in eqn.inputs)
         lines.append(f"  {outs} = {prim} {args}".rstrip())
-        for k, v in eqn.params.items():
-            if isinstance(v, Graph):
-                lines.append(f"    {k}=" + pretty_print(v, "    ").lstrip())
+        for k, v in subs.items():
+            # a rule that calls its own function (a custom JVP) is shown once, not forever
+            nested = _listing(v, active | {key})
+            lines.append(f"    {k}=" + nested[0])
+            lines.extend("    " + line for line in nested[1:])
     lines.append("  return (" + ", ".join(name(a) for a in graph.outs) + ")")
     lines.append("}")
-    return "\n".join(indent + line for line in lines)
+    return lines
 
 
 def to_dot(graph: Graph) -> str:
