@@ -163,7 +163,33 @@ custom_jvp_call_p.vjp = _closure_guard("custom_jvp", _cjvp_vjp)
 custom_jvp_call_p.batch = _cjvp_batch
 
 
-class custom_jvp:  # noqa: N801  (named as JAX's)
+class _CustomFunction:
+    """What `custom_jvp` and `custom_vjp` share: the wrapped function, `nondiff_argnums`,
+    method binding, and the primal function flattened to leaves."""
+
+    def __init__(self, fun, nondiff_argnums=()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = _normalize_nondiff(nondiff_argnums)
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self, obj)
+
+    def _flat_fun(self, nargs, nondiff, in_tree, holder):
+        user_fun, nd = self.fun, self.nondiff_argnums
+
+        def flat_fun(*xs):
+            diff = tree_unflatten(in_tree, list(xs))
+            out = user_fun(*_merge_args(nargs, nd, nondiff, diff))
+            out_leaves, holder["tree"] = tree_flatten(out)
+            return out_leaves
+
+        return flat_fun
+
+
+class custom_jvp(_CustomFunction):  # noqa: N801  (named as JAX's)
     """Set up a function for a custom JVP rule, as `jax.custom_jvp`.
 
     Define the rule with `defjvp` (one function of `(primals, tangents)` returning
@@ -186,9 +212,7 @@ class custom_jvp:  # noqa: N801  (named as JAX's)
     """
 
     def __init__(self, fun, nondiff_argnums=()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = _normalize_nondiff(nondiff_argnums)
+        super().__init__(fun, nondiff_argnums)
         self.jvp = None
 
     def defjvp(self, jvp):
@@ -219,11 +243,6 @@ class custom_jvp:  # noqa: N801  (named as JAX's)
         self.jvp = jvp
         return jvps
 
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
-
     def __call__(self, *args):
         if self.jvp is None:
             raise AttributeError(
@@ -234,13 +253,8 @@ class custom_jvp:  # noqa: N801  (named as JAX's)
         nd = self.nondiff_argnums
         nondiff, _, leaves, in_tree = _split_args("custom_jvp", args, nd)
         holder = {}
-        user_fun, user_jvp = self.fun, self.jvp
-
-        def flat_fun(*xs):
-            diff = tree_unflatten(in_tree, list(xs))
-            out = user_fun(*_merge_args(nargs, nd, nondiff, diff))
-            out_leaves, holder["tree"] = tree_flatten(out)
-            return out_leaves
+        user_jvp = self.jvp
+        flat_fun = self._flat_fun(nargs, nondiff, in_tree, holder)
 
         def flat_jvp(ps, ts):
             p = tree_unflatten(in_tree, list(ps))
@@ -347,7 +361,7 @@ custom_vjp_call_p.vjp = _closure_guard("custom_vjp", _cvjp_vjp)
 custom_vjp_call_p.batch = _cvjp_batch
 
 
-class custom_vjp:  # noqa: N801  (named as JAX's)
+class custom_vjp(_CustomFunction):  # noqa: N801  (named as JAX's)
     """Set up a function for a custom VJP rule, as `jax.custom_vjp`.
 
     `defvjp(fwd, bwd)`: `fwd(*args)` returns `(out, residuals)`; `bwd(residuals, ct)` returns
@@ -366,18 +380,11 @@ class custom_vjp:  # noqa: N801  (named as JAX's)
     """
 
     def __init__(self, fun, nondiff_argnums=()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = _normalize_nondiff(nondiff_argnums)
+        super().__init__(fun, nondiff_argnums)
         self.fwd = self.bwd = None
 
     def defvjp(self, fwd, bwd):
         self.fwd, self.bwd = fwd, bwd
-
-    def __get__(self, obj, objtype=None):
-        if obj is None:
-            return self
-        return functools.partial(self, obj)
 
     def __call__(self, *args):
         if self.fwd is None:
@@ -389,13 +396,8 @@ class custom_vjp:  # noqa: N801  (named as JAX's)
         nd = self.nondiff_argnums
         nondiff, diff_args, leaves, in_tree = _split_args("custom_vjp", args, nd)
         holder = {}
-        user_fun, user_fwd, user_bwd = self.fun, self.fwd, self.bwd
-
-        def flat_fun(*xs):
-            diff = tree_unflatten(in_tree, list(xs))
-            out = user_fun(*_merge_args(nargs, nd, nondiff, diff))
-            out_leaves, holder["tree"] = tree_flatten(out)
-            return out_leaves
+        user_fwd, user_bwd = self.fwd, self.bwd
+        flat_fun = self._flat_fun(nargs, nondiff, in_tree, holder)
 
         def flat_fwd(xs):
             diff = tree_unflatten(in_tree, list(xs))
