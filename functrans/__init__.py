@@ -10,6 +10,7 @@ from ._src.api import grad, jvp, linearize, stop_gradient, value_and_grad, vjp
 from ._src.batching import vmap
 from ._src.checkpoint import checkpoint, remat
 from ._src.custom import custom_jvp, custom_vjp
+from ._src.from_jax import from_jax
 from ._src.graph import Graph, make_graph
 from ._src.jacobians import hessian, hvp, jacfwd, jacrev
 from ._src.jet import derivatives, jet
@@ -26,6 +27,7 @@ __all__ = [
     "custom_jvp",
     "custom_vjp",
     "derivatives",
+    "from_jax",
     "grad",
     "hessian",
     "hvp",

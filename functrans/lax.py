@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ._src.control_flow import cond, fori_loop, scan, switch, while_loop
 from ._src.prims import elementwise as _ew
 from ._src.prims import linalg as _la
 from ._src.prims import structural as _st
+from ._src.prims.conv import conv, conv_general_dilated
 
 
 def stop_gradient(x):
