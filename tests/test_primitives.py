@@ -540,3 +540,29 @@ def test_primitive(case, mode):
     actual = MODES[mode](ft, case.bind(fnp, fnn), xs, d)
     assert_jax_arrays(actual)
     assert_close(actual, expected[mode])
+
+
+@pytest.mark.parametrize(
+    "name,f,x",
+    [
+        (
+            "logaddexp_inf",
+            lambda np_, nn_, x: np_.sum(np_.logaddexp(x, 0.0)),
+            [np.inf, -np.inf, 0.0],
+        ),
+        ("logaddexp_both_neginf", lambda np_, nn_, x: np_.sum(np_.logaddexp(x, x)), [-np.inf, 1.0]),
+        ("softplus_far", lambda np_, nn_, x: np_.sum(nn_.softplus(x)), [1e3, -1e3, 0.0]),
+        ("log_sigmoid_far", lambda np_, nn_, x: np_.sum(nn_.log_sigmoid(x)), [-1e3, 1e3]),
+        ("logsumexp_inf", lambda np_, nn_, x: nn_.logsumexp(x), [-np.inf, 0.5, -3.0]),
+        ("norm_at_zero", lambda np_, nn_, x: np_.linalg.norm(x), [0.0, 0.0]),
+        ("relu_at_zero", lambda np_, nn_, x: np_.sum(nn_.relu(x)), [0.0, 0.0]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_stable_derivatives_at_the_edges_match_jax(name, f, x):
+    """Values, gradients and Hessians where naive formulas give NaN: as JAX defines them."""
+    x = np.asarray(x)
+    ff = lambda x: f(fnp, fnn, x)
+    fj = lambda x: f(jnp, jax.nn, x)
+    for ours, theirs in [(ff, fj), (ft.grad(ff), jax.grad(fj)), (ft.hessian(ff), jax.hessian(fj))]:
+        np.testing.assert_allclose(ours(x), theirs(x), atol=1e-12, equal_nan=True)

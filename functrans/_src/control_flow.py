@@ -54,6 +54,8 @@ def _trace_open(fun, avals, name):
     graph, consts = _trace_flat(fun, avals, name)
     if not consts:
         return graph
+    if any(isinstance(c, Tracer) for c in consts):
+        raise AssertionError(f"internal error: a `{name}` rule captured a traced value.")
     n = len(consts)
     return Graph(graph.in_vars[n:], graph.in_vars[:n], consts, graph.eqns, graph.outs, None, None)
 
@@ -97,9 +99,9 @@ def _describe(aval):
     return aval.str_short()
 
 
-def _lower_outs(graph, consts, args, avals):
+def _lower_outs(graph, args, avals):
     """Evaluate `graph` with JAX lowerings, casting outputs to `avals` (weak types joined)."""
-    outs = graph.eval_lowered(consts, args)
+    outs = graph.eval_lowered(graph.const_vals, args)
     fixed = []
     for o, a in zip(outs, avals):
         o = jnp.asarray(o)
@@ -179,7 +181,7 @@ def _cond_abstract_eval(index, *args, branches):
 
 def _cond_impl(index, *args, branches):
     avals = _cond_abstract_eval(index, *args, branches=branches)
-    funs = [lambda *a, g=g: _lower_outs(g, [], a, avals) for g in branches]
+    funs = [lambda *a, g=g: _lower_outs(g, a, avals) for g in branches]
     if len(funs) == 1:
         return funs[0](*args)
     return jax.lax.switch(index, funs, *args)
@@ -441,7 +443,7 @@ def cond(pred, true_fun, false_fun, *operands):
 # =============================================================================================
 
 
-def _jet_of_held(K, arg_series, bind_with, graphs, carry_fix=None):
+def _jet_of_held(K, arg_series, bind_with, graphs):
     """Jet rule shared by the graph-holding primitives.
 
     Each held graph is replaced by the graph of its jet: inputs are every operand's primal
@@ -472,20 +474,22 @@ def _jet_of_held(K, arg_series, bind_with, graphs, carry_fix=None):
                 outs = g.eval_flat(*xs)
                 flat_out = []
                 for o, a in zip(outs, out_avals):
-                    if isinstance(o, JetTracer) and o._trace is trace:
-                        flat_out.append(o.primal)
-                        flat_out.extend(_instantiate(t, _strong(a)) for t in o.terms)
-                    else:
-                        flat_out.append(o)
-                        flat_out.extend(_zeros(_strong(a)) for _ in range(K))
+                    own = isinstance(o, JetTracer) and o._trace is trace
+                    flat_out.append(o.primal if own else o)
+                    if is_inexact(a.dtype):  # integer outputs carry no Taylor terms
+                        terms = list(o.terms) if own else [None] * K
+                        flat_out.extend(_instantiate(t, _strong(a)) for t in terms)
             return flat_out
 
         return _trace_open(fun, in_avals, "jet")
 
     new = tuple(jet_graph(g) for g in graphs)
-    flat = bind_with(new, flat_in)
-    n = K + 1
-    return [list(flat[i : i + n]) for i in range(0, len(flat), n)]
+    res = iter(bind_with(new, flat_in))
+    out = []
+    for a in _out_avals(graphs[0]):
+        p = next(res)
+        out.append([p] + [next(res) if is_inexact(a.dtype) else None for _ in range(K)])
+    return out
 
 
 # =============================================================================================
@@ -519,7 +523,7 @@ def _scan_impl(*args, body, num_consts, num_carry, length, reverse, unroll):
                                       for a in avals[num_carry:]]  # fmt: skip
 
     def step(carry, x):
-        outs = _lower_outs(body, [], [*consts, *carry, *x], step_avals)
+        outs = _lower_outs(body, [*consts, *carry, *x], step_avals)
         return outs[:num_carry], outs[num_carry:]
 
     carry, ys = jax.lax.scan(step, init, xs, length=length, reverse=reverse, unroll=unroll)
@@ -706,6 +710,8 @@ def _jet_scan_body(K, full, body, num_consts, num_carry, length, reverse, unroll
     nh = sum(counts[num_consts : num_consts + num_carry])
     body_outs = _out_avals(body)
 
+    out_inexact = [is_inexact(a.dtype) for a in body_outs]
+
     def step(c, h, x):
         ins = iter(c + h + x)
         with new_main(JetTrace, "jet", K) as main:
@@ -716,20 +722,22 @@ def _jet_scan_body(K, full, body, num_consts, num_carry, length, reverse, unroll
                 xs_.append(trace.wrap(p, [next(ins) if k else None for k in pat]))
             outs = body.eval_flat(*xs_)
             flat_out = []
-            for o, a in zip(outs, body_outs):
-                if isinstance(o, JetTracer) and o._trace is trace:
-                    terms = list(o.terms)
-                else:
-                    terms = [None] * K
-                flat_out.append(o.primal if isinstance(o, JetTracer) and o._trace is trace
-                                else o)  # fmt: skip
-                flat_out.extend(_instantiate(t, _strong(a)) for t in terms)
-        return flat_out[: num_carry * (K + 1)], flat_out[num_carry * (K + 1) :]
+            for o, a, inexact in zip(outs, body_outs, out_inexact):
+                own = isinstance(o, JetTracer) and o._trace is trace
+                flat_out.append(o.primal if own else o)
+                if inexact:  # integer outputs carry no Taylor terms
+                    terms = list(o.terms) if own else [None] * K
+                    flat_out.extend(_instantiate(t, _strong(a)) for t in terms)
+        n_h = sum(1 + K * k for k in out_inexact[:num_carry])
+        return flat_out[:n_h], flat_out[n_h:]
 
-    res = _bind_scan(step, flat_in[:nc], flat_in[nc: nc + nh], flat_in[nc + nh:], length,
-                     reverse, unroll, "jet")  # fmt: skip
-    n = K + 1
-    return [list(res[i : i + n]) for i in range(0, len(res), n)]
+    res = iter(_bind_scan(step, flat_in[:nc], flat_in[nc: nc + nh], flat_in[nc + nh:], length,
+                          reverse, unroll, "jet"))  # fmt: skip
+    out = []
+    for inexact in out_inexact:
+        p = next(res)
+        out.append([p] + [next(res) if inexact else None for _ in range(K)])
+    return out
 
 
 scan_p.impl = _scan_impl
@@ -853,10 +861,10 @@ def _while_impl(*args, cond_graph, body_graph, cond_nconsts, body_nconsts):
     avals = [_strong(a) if not a.weak_type else a for a in _avals(init)]
 
     def cond_fun(carry):
-        return cond_graph.eval_lowered([], [*cc, *carry])[0]
+        return cond_graph.eval_lowered(cond_graph.const_vals, [*cc, *carry])[0]
 
     def body_fun(carry):
-        return _lower_outs(body_graph, [], [*bc, *carry], avals)
+        return _lower_outs(body_graph, [*bc, *carry], avals)
 
     return list(jax.lax.while_loop(cond_fun, body_fun, list(init)))
 
@@ -921,30 +929,65 @@ def _while_vjp(needs, cts, outs, *args, **params):
 def _while_batch(vals, dims, cond_graph, body_graph, cond_nconsts, body_nconsts):
     from functrans import numpy as fnp
 
-    from .batching import vmap
-
     size = next(get_aval(v).shape[d] for v, d in zip(vals, dims) if d is not None)
+    vals = [v if d in (None, 0) else fnp.moveaxis(v, d, 0) for v, d in zip(vals, dims)]
     cc, bc, init = _split(vals, cond_nconsts, body_nconsts)
-    cc_d, bc_d, h_d = _split(dims, cond_nconsts, body_nconsts)
-    init = [fnp.broadcast_to(h, (size, *get_aval(h).shape)) if d is None
-            else fnp.moveaxis(h, d, 0) for h, d in zip(init, h_d)]  # fmt: skip
+    cc_d, bc_d, h_d = _split([None if d is None else 0 for d in dims], cond_nconsts,
+                             body_nconsts)  # fmt: skip
     nh = len(init)
-    cond_axes = tuple(cc_d) + (0,) * nh
-    body_axes = tuple(bc_d) + (0,) * nh
+    run_cond = lambda v: cond_graph.eval_flat(*v)
+    run_body = lambda v: body_graph.eval_flat(*v)
+
+    def h_avals(hb):
+        return [ShapedArray((size, *a.shape) if b and d is None else a.shape, a.dtype)
+                for a, b, d in zip(_avals(init), hb, h_d)]  # fmt: skip
+
+    # Fixpoint on which carries are batched, then whether the predicate is.
+    hb = [d is not None for d in h_d]
+    while True:
+        found = []
+
+        def probe(ins, hb=tuple(hb), found=found):
+            outs, ds = _batch_flat(run_body, ins, bc_d + [0 if b else None for b in hb], size)
+            found[:] = [d is not None for d in ds]
+            return outs
+
+        _trace_open(probe, _avals(bc) + h_avals(hb), "while_loop")
+        grown = [a or b for a, b in zip(hb, found)]
+        if grown == hb:
+            break
+        hb = grown
+    pred_found = []
+
+    def probe_cond(ins):
+        outs, ds = _batch_flat(run_cond, ins, cc_d + [0 if b else None for b in hb], size)
+        pred_found[:] = [d is not None for d in ds]
+        return outs
+
+    _trace_open(probe_cond, _avals(cc) + h_avals(hb), "while_loop")
+    if pred_found[0]:
+        hb = [True] * nh  # a per-example predicate: every example keeps its own loop value
+    init = [fnp.broadcast_to(h, (size, *get_aval(h).shape)) if b and d is None else h
+            for h, b, d in zip(init, hb, h_d)]  # fmt: skip
+    h_dims = [0 if b else None for b in hb]
 
     def preds(c, h):
-        p = vmap(lambda *v: cond_graph.eval_flat(*v)[0], in_axes=cond_axes)(*c, *h)
-        return fnp.broadcast_to(p, (size,))
+        return _batch_flat(run_cond, list(c) + list(h), cc_d + h_dims, size)[0][0]
 
     def body(c, h):
-        ccs, bcs = c[: len(cc)], c[len(cc) :]
-        p = preds(ccs, h)
-        new = vmap(_run(body_graph), in_axes=body_axes)(*bcs, *h)
+        new = _batch_flat(run_body, list(c[len(cc) :]) + list(h), bc_d + h_dims, size, hb)[0]
+        if not pred_found[0]:
+            return new
+        p = preds(c[: len(cc)], h)
         return [fnp.where(fnp.reshape(p, (size,) + (1,) * (get_aval(o).ndim - 1)), o, old)
                 for o, old in zip(new, h)]  # fmt: skip
 
-    outs = _bind_while(lambda c, h: fnp.any(preds(c, h)), body, cc, cc + bc, init)
-    return outs, [0] * nh
+    if pred_found[0]:
+        cond_fn = lambda c, h: fnp.any(preds(c, h))
+    else:
+        cond_fn = preds
+    outs = _bind_while(cond_fn, body, cc, cc + bc, init)
+    return outs, h_dims
 
 
 def _while_jet(K, full, series, cond_graph, body_graph, cond_nconsts, body_nconsts):

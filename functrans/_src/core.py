@@ -174,12 +174,13 @@ def missing_rule(prim: Primitive, transformation: str):
 class MainTrace:
     """One active transformation instance: its level, its trace, and whether it is running."""
 
-    __slots__ = ("level", "trace", "name", "active")
+    __slots__ = ("level", "trace", "name", "active", "outer_staging")
 
     def __init__(self, level, trace_type, name, payload):
         self.level = level
         self.name = name
         self.active = True
+        self.outer_staging = None  # for a staging main: the staging main around it
         self.trace = trace_type(self, payload)
 
     def __repr__(self):
@@ -192,6 +193,9 @@ class _State(threading.local):
         # The innermost graph-building transformation: operations on constants alone are
         # recorded there too, so a graph holds its constant work instead of baked arrays.
         self.staging: MainTrace | None = None
+        # The level of the transformation whose rule is running (None at user level). Its
+        # operations on constants belong to it, never to a graph being built inside it.
+        self.processing: int | None = None
 
 
 _state = _State()
@@ -211,13 +215,16 @@ def new_main(trace_type, name: str, payload: Any = None, staging: bool = False):
     # them unique, which also makes leaked tracers from other threads harmless to detect.
     main = MainTrace(next(_level_counter), trace_type, name, payload)
     stack.append(main)
-    prev_staging = _state.staging
+    prev_staging, prev_processing = _state.staging, _state.processing
     if staging:
+        main.outer_staging = prev_staging
         _state.staging = main
+    _state.processing = None  # the new transformation runs user-level code
     try:
         yield main
     finally:
         _state.staging = prev_staging
+        _state.processing = prev_processing
         main.active = False
         # Remove this main even if an exception left inner ones behind.
         while stack:
@@ -256,10 +263,21 @@ def bind(prim: Primitive, args, params):
             if top is None or main.level > top.level:
                 top = main
     if top is None:
+        # Only constants: record the operation in the innermost graph being built, unless a
+        # transformation outside that graph is running its rule (its work on plain values,
+        # e.g. the primal half of an outer `grad`, belongs outside).
         top = _state.staging
+        cur = _state.processing
+        while top is not None and cur is not None and top.level > cur:
+            top = top.outer_staging
         if top is None:
             return prim.impl(*args, **params)
-    return top.trace.process_primitive(prim, args, params)
+    prev = _state.processing
+    _state.processing = top.level
+    try:
+        return top.trace.process_primitive(prim, args, params)
+    finally:
+        _state.processing = prev
 
 
 # ---------------------------------------------------------------------------------------------

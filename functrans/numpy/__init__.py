@@ -12,6 +12,7 @@ transformation. Example:
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 
 import jax
@@ -299,6 +300,18 @@ def isnan(x):
     return not_equal(x, x)
 
 
+def isinf(x):
+    return logical_not(logical_or(isfinite(x), isnan(x)))
+
+
+def isposinf(x):
+    return logical_and(isinf(x), greater(x, 0))
+
+
+def isneginf(x):
+    return logical_and(isinf(x), less(x, 0))
+
+
 def where(condition, x=None, y=None):
     """`x` where `condition` holds, else `y` (the three-argument form only)."""
     if x is None or y is None:
@@ -327,11 +340,38 @@ def clip(a, a_min=None, a_max=None, *, min=None, max=None):  # noqa: A002
 
 
 def logaddexp(x1, x2):
-    """`log(exp(x1) + exp(x2))`, shifted by the (constant) larger input for stability."""
+    """`log(exp(x1) + exp(x2))`, computed stably, with JAX's derivative at infinities.
+
+    Its derivative is a custom rule (as `jax.numpy.logaddexp`): `exp(x1 - out)` for `x1`,
+    with `+inf` read as 0 in that difference, so `logaddexp(inf, 0)` has slope 1, not NaN.
+    """
     x1, x2 = _promote(x1, x2, to_inexact=True)
+    return _logaddexp_rule()(x1, x2)
+
+
+def _logaddexp_primal(x1, x2):
     amax = maximum(x1, x2)
-    shift = ew.stop_gradient(where(isfinite(amax), amax, 0.0))
+    shift = where(isfinite(amax), amax, 0.0)
     return add(shift, log(add(exp(subtract(x1, shift)), exp(subtract(x2, shift)))))
+
+
+def _logaddexp_jvp(primals, tangents):
+    x1, x2 = primals
+    t1, t2 = tangents
+    out = _logaddexp_primal(x1, x2)
+    no_posinf = lambda v: where(isposinf(v), 0.0, v)
+    w1 = exp(subtract(no_posinf(x1), no_posinf(out)))
+    w2 = exp(subtract(no_posinf(x2), no_posinf(out)))
+    return out, add(multiply(t1, w1), multiply(t2, w2))
+
+
+@functools.cache
+def _logaddexp_rule():
+    from .._src.custom import custom_jvp
+
+    rule = custom_jvp(_logaddexp_primal)
+    rule.defjvp(_logaddexp_jvp)
+    return rule
 
 
 def stop_gradient(x):
