@@ -14,8 +14,11 @@ rule written with functrans operations, so that they can be differentiated again
     >>> cube_p.vjp = lambda needs, ct, out, x: (3 * x ** 2 * ct,)
     >>> float(ft.grad(ft.grad(cube_p.bind))(2.0))
     12.0
+
+`register_jax_rule(name)` teaches `ft.from_jax` a JAX primitive it does not know yet.
 """
 
 from ._src.core import Primitive, ShapedArray, Tracer, all_primitives, get_aval
+from ._src.from_jax import register_jax_rule
 
-__all__ = ["Primitive", "ShapedArray", "Tracer", "all_primitives", "get_aval"]
+__all__ = ["Primitive", "ShapedArray", "Tracer", "all_primitives", "get_aval", "register_jax_rule"]
