@@ -93,6 +93,11 @@ SWEEP = {
     "at_mul": lambda x, y: x.at[0, 1:].multiply(y[0, :3]),
     "dynamic_slice": lambda x, y: jax.lax.dynamic_slice(x, (IDX[0] - 1, 1), (2, 3)),
     "dynamic_update": lambda x, y: jax.lax.dynamic_update_slice(x, y[:2, :2] ** 2, (1, 2)),
+    # control flow
+    "cond": lambda x, y: jax.lax.cond(jnp.sum(x) > 3, jnp.sin, jnp.cos, x * y),
+    "switch": lambda x, y: jax.lax.switch(jnp.argmax(y[0]), [jnp.sin, jnp.cos, jnp.tanh], x),
+    "scan": lambda x, y: jax.lax.scan(lambda c, r: (c * r + 1, jnp.sin(c)), y[0], x)[1],
+    "fori_loop": lambda x, y: jax.lax.fori_loop(0, 3, lambda i, c: jnp.sin(c) * y + i, x),
     # linear algebra
     "matmul_dot": lambda x, y: x @ y.T + jnp.dot(x, y.T) + jnp.outer(x[0], y[0])[:3, :3],
     "einsum": lambda x, y: jnp.einsum("ij,kj->ik", x, y) + jnp.einsum("ij,ij->i", x, y),
@@ -105,6 +110,14 @@ SWEEP = {
     ),
     "convert": lambda x, y: x.astype(jnp.float32).astype(jnp.float64) + y.astype(int),
 }  # fmt: skip
+
+
+# JAX has no reverse mode through `while_loop`: these are checked in forward mode.
+FORWARD_ONLY = {
+    "while_loop": lambda x, y: jax.lax.while_loop(
+        lambda c: c[1] < 3, lambda c: (jnp.cos(c[0]) * y, c[1] + 1), (x, 0)
+    )[0],
+}
 
 
 def _summed(fn):
@@ -121,7 +134,10 @@ def test_sweep_value_and_grad(name):
     assert_close(got, want)
 
 
-@pytest.mark.parametrize("name", ["softmax", "take_along_axis", "pool", "dynamic_slice", "pad"])
+VMAPPED = ["softmax", "take_along_axis", "pool", "dynamic_slice", "pad", "cond", "scan"]
+
+
+@pytest.mark.parametrize("name", VMAPPED)
 def test_sweep_under_vmap(name):
     # functrans' own batching rules run on the interpreted program (gathers included).
     f = _summed(SWEEP[name])
@@ -359,3 +375,26 @@ def test_register_jax_rule():
         assert_close(jax.jit(ft.grad(ft.from_jax(f)))(X), jax.grad(f)(X))
     finally:
         del RULES["cummax"]
+
+
+@pytest.mark.parametrize("name", ["cond", "switch", "while_loop", "scan"])
+def test_control_flow_in_graphs(name):
+    # Under `make_graph` a predicate is abstract: `ft.lax` control flow holds the branches.
+    f = _summed({**SWEEP, **FORWARD_ONLY}[name])
+    graph = ft.make_graph(ft.from_jax(f))(X, Y)
+    assert_close(jax.jit(graph.to_jax())(X, Y), f(X, Y))
+    jvp = lambda g: jax.jit(lambda x, y: g(f, (x, y), (y, x))[1])
+    assert_close(jvp(lambda *a: ft.jvp(ft.from_jax(a[0]), *a[1:]))(X, Y), jvp(jax.jvp)(X, Y))
+
+
+def test_while_loop_reverse_mode_with_concrete_predicate():
+    # Outside `jax.jit` the predicate is concrete, so the loop runs in Python and reverse
+    # mode works (where `jax.grad` refuses); the oracle is the same loop unrolled.
+    f = _summed(FORWARD_ONLY["while_loop"])
+
+    def unrolled(x, y):
+        for _ in range(3):
+            x = jnp.cos(x) * y
+        return jnp.sum(x)
+
+    assert_close(ft.grad(ft.from_jax(f), argnums=(0, 1))(X, Y), jax.grad(unrolled, (0, 1))(X, Y))

@@ -82,7 +82,9 @@ def _is_dynamic(leaf) -> bool:
 
 
 def _read(env, v):
-    return v.val if isinstance(v, jex.Literal) else env[v]
+    if isinstance(v, jex.Literal):  # JAX may wrap Python numbers (`TypedInt`): unwrap them
+        return np.asarray(v.val, v.aval.dtype)
+    return env[v]
 
 
 def _fix_dtype(out, aval):
@@ -249,35 +251,51 @@ def _cond(index, *operands, branches, **params):
     if _is_concrete(index):  # a known branch (the common case under `grad`): run only it
         i = int(np.clip(np.asarray(index), 0, len(branches) - 1))
         return eval_closed(branches[i], operands, "cond")
-    outs = [eval_closed(b, operands, "cond") for b in branches]
-    return [RULES["select_n"](index, *alts) for alts in zip(*outs)]
+    from .control_flow import switch
+
+    funs = [functools.partial(_run_branch, b) for b in branches]
+    return list(switch(index, funs, *operands))
+
+
+def _run_branch(branch, *operands):
+    return eval_closed(branch, operands, "cond")
 
 
 @register("while")
 def _while(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    from .control_flow import while_loop
+
     cconsts, bconsts = args[:cond_nconsts], args[cond_nconsts : cond_nconsts + body_nconsts]
     carry = list(args[cond_nconsts + body_nconsts :])
+
+    def cond_fun(c):
+        return eval_closed(cond_jaxpr, [*cconsts, *c], "while_loop")[0]
+
+    def body_fun(c):
+        return eval_closed(body_jaxpr, [*bconsts, *c], "while_loop")
+
+    # While the predicate is concrete (under `grad` it usually is: comparisons carry no
+    # derivative) the loop runs in Python, so reverse mode works; once it is abstract
+    # (`make_graph`, `vmap`, `jax.jit`) the rest is one `ft.lax.while_loop`.
     while True:
-        (pred,) = eval_closed(cond_jaxpr, [*cconsts, *carry], "while_loop")
+        pred = cond_fun(carry)
         if not _is_concrete(pred):
-            raise NotImplementedError("while with a traced predicate")
+            return while_loop(cond_fun, body_fun, carry)
         if not bool(np.asarray(pred)):
             return carry
-        carry = eval_closed(body_jaxpr, [*bconsts, *carry], "while_loop")
+        carry = body_fun(carry)
 
 
 @register("scan")
 def _scan(*args, jaxpr, num_consts, num_carry, length, reverse, **params):
-    consts, carry = args[:num_consts], list(args[num_consts : num_consts + num_carry])
-    xs = args[num_consts + num_carry :]
-    ys = []
-    for t in range(length)[::-1] if reverse else range(length):
-        out = eval_closed(jaxpr, [*consts, *carry, *(x[t] for x in xs)], "scan")
-        carry, y = out[:num_carry], out[num_carry:]
-        ys.append(y)
-    if reverse:
-        ys = ys[::-1]
-    from functrans import numpy as fnp
+    from .control_flow import scan
 
-    stacked = [fnp.stack(list(col)) for col in zip(*ys)] if ys and ys[0] else []
-    return [*carry, *stacked]
+    consts, init = args[:num_consts], list(args[num_consts : num_consts + num_carry])
+    xs = list(args[num_consts + num_carry :])
+
+    def step(carry, x):
+        out = eval_closed(jaxpr, [*consts, *carry, *x], "scan")
+        return out[:num_carry], out[num_carry:]
+
+    carry, ys = scan(step, init, xs, length=length, reverse=reverse)
+    return [*carry, *ys]
