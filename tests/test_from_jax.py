@@ -71,6 +71,8 @@ SWEEP = {
     "argmax_argmin": lambda x, y: x[jnp.argmax(y, axis=0), jnp.arange(4)] + jnp.argmin(x),
     "cumsum": lambda x, y: jnp.cumsum(x, axis=1) * y,
     "cumsum_reverse": lambda x, y: jax.lax.cumsum(x, axis=0, reverse=True),
+    "cumprod_cummax": lambda x, y: jnp.cumprod(x, axis=1) + jax.lax.cummax(y, axis=0, reverse=True),
+    "cummin_cumlogsumexp": lambda x, y: jax.lax.cummin(x, 1) + jax.lax.cumlogsumexp(y, 0),
     "norm": lambda x, y: jnp.linalg.norm(x) + jnp.linalg.norm(y, axis=1),
     "all_any": lambda x, y: jnp.where(jnp.all(x > 0.1) & jnp.any(y > 0.8), x, y),
     # shapes
@@ -240,7 +242,7 @@ def _model_case(name):
     return _nnx_case(name.removeprefix("nnx_"))
 
 
-MODELS = ["eqx_mlp", "eqx_cnn", "eqx_transformer", "nnx_mlp", "nnx_cnn", "nnx_attention"]
+MODELS = ["eqx_mlp", "eqx_transformer", "nnx_mlp", "nnx_attention"]  # CNNs: with ft.lax.conv
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -359,42 +361,23 @@ def test_unsupported_primitive_error():
 
 
 def test_register_jax_rule():
-    f = lambda x: jnp.sum(jax.lax.cummax(x, axis=1))
-    with pytest.raises(NotImplementedError, match="cummax"):
+    f = lambda x: jnp.sum(jnp.sort(x, axis=1)[:, 1:] ** 2)
+    with pytest.raises(NotImplementedError, match="sort"):
         ft.grad(ft.from_jax(f))(X)
 
-    @register_jax_rule("cummax")
-    def cummax(x, *, axis, reverse):  # a running maximum as a max over a masked square
-        n = x.shape[axis]
-        moved = fnp.moveaxis(x, axis, -1)
-        keep = fnp.arange(n)[:, None] <= fnp.arange(n)[None, :]  # keep[i, j]: i <= j
-        masked = fnp.where(keep, moved[..., :, None], -fnp.inf)
-        return fnp.moveaxis(fnp.max(masked, axis=-2), -1, axis)
+    @register_jax_rule("sort")
+    def sort(x, *, dimension, is_stable, num_keys):  # rank by counting: fine for tiny axes
+        x = fnp.moveaxis(x, dimension, -1)
+        n = x.shape[-1]
+        # rank[k] = number of entries below x[k] (ties broken by position)
+        below = (x[..., None, :] < x[..., :, None]) | (
+            (x[..., None, :] == x[..., :, None]) & (fnp.arange(n) < fnp.arange(n)[:, None])
+        )
+        rank = fnp.sum(below, axis=-1)
+        out = fnp.sum(fnp.where(rank[..., :, None] == fnp.arange(n), x[..., :, None], 0.0), -2)
+        return [fnp.moveaxis(out, -1, dimension)]
 
     try:
         assert_close(jax.jit(ft.grad(ft.from_jax(f)))(X), jax.grad(f)(X))
     finally:
-        del RULES["cummax"]
-
-
-@pytest.mark.parametrize("name", ["cond", "switch", "while_loop", "scan"])
-def test_control_flow_in_graphs(name):
-    # Under `make_graph` a predicate is abstract: `ft.lax` control flow holds the branches.
-    f = _summed({**SWEEP, **FORWARD_ONLY}[name])
-    graph = ft.make_graph(ft.from_jax(f))(X, Y)
-    assert_close(jax.jit(graph.to_jax())(X, Y), f(X, Y))
-    jvp = lambda g: jax.jit(lambda x, y: g(f, (x, y), (y, x))[1])
-    assert_close(jvp(lambda *a: ft.jvp(ft.from_jax(a[0]), *a[1:]))(X, Y), jvp(jax.jvp)(X, Y))
-
-
-def test_while_loop_reverse_mode_with_concrete_predicate():
-    # Outside `jax.jit` the predicate is concrete, so the loop runs in Python and reverse
-    # mode works (where `jax.grad` refuses); the oracle is the same loop unrolled.
-    f = _summed(FORWARD_ONLY["while_loop"])
-
-    def unrolled(x, y):
-        for _ in range(3):
-            x = jnp.cos(x) * y
-        return jnp.sum(x)
-
-    assert_close(ft.grad(ft.from_jax(f), argnums=(0, 1))(X, Y), jax.grad(unrolled, (0, 1))(X, Y))
+        del RULES["sort"]

@@ -313,6 +313,31 @@ def _cumsum(x, *, axis, reverse=False):
     return red.cumsum(x, int(axis), bool(reverse))
 
 
+def _masked_scan(reduce, fill_with_own):
+    """A cumulative `reduce` as one reduction over a masked square: differentiable as is.
+
+    Entry `(i, j)` of the square holds `x[j]` for `j <= i`; the others hold a neutral value:
+    1 for products, `x[i]` itself for max/min (which keeps infinities out of the graph).
+    """
+
+    def rule(x, *, axis, reverse=False):
+        fnp = _fnp()
+        x = fnp.moveaxis(x, int(axis), -1)
+        x = fnp.flip(x, -1) if reverse else x
+        n = _shape(x)[-1]
+        keep = np.arange(n)[:, None] >= np.arange(n)  # keep[i, j]: j <= i
+        other = x[..., :, None] if fill_with_own else np.asarray(1, _dtype(x))
+        out = reduce(fnp.where(keep, x[..., None, :], other))
+        return fnp.moveaxis(fnp.flip(out, -1) if reverse else out, -1, int(axis))
+
+    return rule
+
+
+register("cumprod")(_masked_scan(lambda v: _fnp().prod(v, axis=-1), False))
+register("cummax")(_masked_scan(lambda v: _fnp().max(v, axis=-1), True))
+register("cummin")(_masked_scan(lambda v: _fnp().min(v, axis=-1), True))
+
+
 @register("cumlogsumexp")
 def _cumlogsumexp(x, *, axis, reverse=False):
     # log(cumsum(exp(x - m))) + m with one shift for the whole axis keeps it finite.
