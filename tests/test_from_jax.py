@@ -4,6 +4,10 @@ The oracle is JAX itself: the same JAX function, differentiated by `jax.grad` / 
 `jax.vmap`, in float64.
 """
 
+import os
+import pathlib
+import re
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -381,3 +385,26 @@ def test_register_jax_rule():
         assert_close(jax.jit(ft.grad(ft.from_jax(f)))(X), jax.grad(f)(X))
     finally:
         del RULES["sort"]
+
+
+# =============================================================================================
+# The notebook (which runs examples/r1_equinox.py)
+# =============================================================================================
+
+
+def test_notebook_runs(monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = pathlib.Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("FUNCTRANS_NOTEBOOK_FAST", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    nb = nbformat.read(root / "notebooks" / "from_jax.ipynb", as_version=4)
+    resources = {"metadata": {"path": str(root / "notebooks")}}
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources=resources).execute()
+    text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    assert "Traceback" not in text, text[-2000:]
+    diffs = re.findall(r"max \|diff\| = ([0-9.e+-]+)", text)
+    assert diffs and float(diffs[0]) < 1e-5, text[-2000:]
+    assert "JAX primitive `sort`" in text and "register_jax_rule" in text
