@@ -320,6 +320,15 @@ def test_jvp_and_hessian(critic):
 # =============================================================================================
 
 
+def test_custom_jvp_rules_of_jax_are_kept():
+    # `jax.nn.relu`'s rule gives 0 at 0 where the `max` in its body would give 1/2; JAX's
+    # rule is interpreted too, so it is differentiated again for the Hessian.
+    x = jnp.array([0.0, -1.0, 2.0])
+    f = lambda x: jnp.sum(jax.nn.relu(x) * x**2 + jax.nn.softplus(x) ** 2)
+    ours = jax.jit(lambda x: (ft.grad(ft.from_jax(f))(x), ft.hessian(ft.from_jax(f))(x)))(x)
+    assert_close(ours, jax.jit(lambda x: (jax.grad(f)(x), jax.hessian(f)(x)))(x))
+
+
 def test_traces_once_per_signature():
     calls = []
 

@@ -7,8 +7,9 @@ see therefore flows through functrans primitives, so `ft.grad`, `ft.vmap`, `ft.m
 and the rest apply to flax and equinox models, and derivatives of any order are right.
 
 Jaxprs nested in an equation (`jit`, `custom_jvp_call`, `custom_vjp_call`, `checkpoint`,
-`cond`, `scan`, `while`) are interpreted by the same evaluator. JAX's custom derivative rules
-are not used: functrans differentiates the primal body instead, which gives the same
+`cond`, `scan`, `while`) are interpreted by the same evaluator. A `custom_jvp` function keeps
+JAX's JVP rule (its jaxpr, interpreted too, becomes an `ft.custom_jvp` rule); of a
+`custom_vjp` function functrans differentiates the primal body, which gives the same
 derivative wherever the function is differentiable.
 """
 
@@ -227,9 +228,48 @@ def _call(*args, jaxpr=None, call_jaxpr=None, name="jit", **params):
     return eval_jaxpr(closed, [], args, name)
 
 
-@register("custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr")
-def _custom_call(*args, call_jaxpr=None, fun_jaxpr=None, name="custom", **params):
-    # functrans differentiates the primal body; JAX's rule would give the same derivative
+@register("custom_jvp_call")
+def _custom_jvp(*args, call_jaxpr, jvp_jaxpr_fun, num_consts, name="custom_jvp", **params):
+    consts, xs = args[:num_consts], args[num_consts:]
+    rule = _jax_jvp_rule(jvp_jaxpr_fun, xs, consts, name)
+    if rule is None:
+        return eval_closed(call_jaxpr, args, name)
+    from .custom import custom_jvp
+
+    fun = custom_jvp(lambda *xs: eval_closed(call_jaxpr, [*consts, *xs], name))
+    fun.defjvp(rule)
+    return list(fun(*xs))
+
+
+def _jax_jvp_rule(jvp_jaxpr_fun, xs, consts, name):
+    """JAX's own JVP rule of a `custom_jvp` function, as a functrans rule, when usable.
+
+    The rule is JAX's jaxpr of `(primals, tangents) -> (outputs, output tangents)`, which
+    this module interprets like any other, so it can itself be differentiated. When the
+    inputs are not all floating point, or constants carry functrans values (whose
+    derivatives the rule would ignore), the primal body is differentiated instead.
+    """
+    if any(isinstance(c, Tracer) for c in consts):
+        return None
+    if not all(jnp.issubdtype(get_aval(x).dtype, jnp.inexact) for x in xs):
+        return None
+    try:
+        jvp_jaxpr, jvp_consts, out_zeros = jvp_jaxpr_fun.call_wrapped(*[False] * len(xs))
+    except Exception:  # an internal JAX interface: fall back to the primal body
+        return None
+
+    def rule(primals, tangents):
+        outs = eval_jaxpr(jvp_jaxpr, jvp_consts, [*primals, *tangents], name)
+        n = len(out_zeros)
+        nonzero = iter(outs[n:])
+        return outs[:n], [None if z else next(nonzero) for z in out_zeros]
+
+    return rule
+
+
+@register("custom_vjp_call", "custom_vjp_call_jaxpr")
+def _custom_vjp(*args, call_jaxpr=None, fun_jaxpr=None, name="custom_vjp", **params):
+    # functrans differentiates the primal body; JAX's rule gives the same derivative
     # wherever the function is differentiable.
     return eval_closed(call_jaxpr if call_jaxpr is not None else fun_jaxpr, args, name)
 
