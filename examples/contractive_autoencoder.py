@@ -48,7 +48,7 @@ def load_data(seed=0, n_test=297, dtype=np.float32):
 
 def init_params(key, n_in=64, n_hidden=32, dtype=jnp.float32):
     """Tied-weight autoencoder parameters: `W` (n_in, n_hidden), biases `b` and `c`."""
-    scale = np.sqrt(6.0 / (n_in + n_hidden))
+    scale = float(np.sqrt(6.0 / (n_in + n_hidden)))
     w = jax.random.uniform(key, (n_in, n_hidden), dtype, -scale, scale)
     return {"W": w, "b": jnp.zeros((n_hidden,), dtype), "c": jnp.zeros((n_in,), dtype)}
 
@@ -157,10 +157,21 @@ def summary(out):
     return ratio > 1.0
 
 
-if __name__ == "__main__":
+def cli(argv=None, progress=True):
+    """Parses the command line (`--steps`, `--seed`, `--lam`), trains, prints the summary.
+
+    Returns:
+      The dict of `main`, with `ok` added: whether the printed check passed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="Adam steps per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lam", type=float, default=0.1, help="contractive penalty weight")
-    args = parser.parse_args()
-    raise SystemExit(0 if summary(main(steps=args.steps, seed=args.seed, lam=args.lam)) else 1)
+    args = parser.parse_args(argv)
+    out = main(steps=args.steps, seed=args.seed, lam=args.lam, progress=progress)
+    out["ok"] = summary(out)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if cli()["ok"] else 1)

@@ -221,10 +221,21 @@ def summary(out):
     return out["newton_iters"] < out["adam_iters"]
 
 
-if __name__ == "__main__":
+def cli(argv=None, progress=True):
+    """Parses the command line (`--steps`, `--seed`, `--lr`), trains, prints the summary.
+
+    Returns:
+      The dict of `main`, with `ok` added: whether the printed check passed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate")
-    args = parser.parse_args()
-    raise SystemExit(0 if summary(main(steps=args.steps, seed=args.seed, lr=args.lr)) else 1)
+    args = parser.parse_args(argv)
+    out = main(steps=args.steps, seed=args.seed, lr=args.lr, progress=progress)
+    out["ok"] = summary(out)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if cli()["ok"] else 1)

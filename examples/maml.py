@@ -43,7 +43,7 @@ def init_mlp(key, sizes=(1, 40, 40, 1), dtype=jnp.float32):
     """Returns a list `[W1, b1, W2, b2, ...]` with He-scaled weights and zero biases."""
     params = []
     for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
-        params.append(jax.random.normal(k, (n_in, n_out), dtype) * np.sqrt(2.0 / n_in))
+        params.append(jax.random.normal(k, (n_in, n_out), dtype) * float(np.sqrt(2.0 / n_in)))
         params.append(jnp.zeros((n_out,), dtype))
     return params
 
@@ -200,10 +200,21 @@ def summary(out):
     return ok
 
 
-if __name__ == "__main__":
+def cli(argv=None, progress=True):
+    """Parses the command line (`--steps`, `--seed`, `--alpha`), trains, prints the summary.
+
+    Returns:
+      The dict of `main`, with `ok` added: whether the printed check passed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="meta-training steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alpha", type=float, default=0.01, help="inner learning rate")
-    args = parser.parse_args()
-    raise SystemExit(0 if summary(main(steps=args.steps, seed=args.seed, alpha=args.alpha)) else 1)
+    args = parser.parse_args(argv)
+    out = main(steps=args.steps, seed=args.seed, alpha=args.alpha, progress=progress)
+    out["ok"] = summary(out)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if cli()["ok"] else 1)

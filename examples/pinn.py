@@ -45,7 +45,8 @@ def init_mlp(key, hidden=(32, 32), dtype=jnp.float32):
     sizes = (1, *hidden, 1)
     params = []
     for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
-        params.append(jax.random.normal(k, (n_in, n_out), dtype) * np.sqrt(2.0 / (n_in + n_out)))
+        scale = float(np.sqrt(2.0 / (n_in + n_out)))
+        params.append(jax.random.normal(k, (n_in, n_out), dtype) * scale)
         params.append(jnp.zeros((n_out,), dtype))
     return params
 
@@ -157,10 +158,21 @@ def summary(out):
     return out["rel_l2"] < 0.05
 
 
-if __name__ == "__main__":
+def cli(argv=None, progress=True):
+    """Parses the command line (`--steps`, `--seed`, `--k`), trains, prints the summary.
+
+    Returns:
+      The dict of `main`, with `ok` added: whether the printed check passed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="Adam steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--k", type=int, default=2, help="frequency of sin(k pi x)")
-    args = parser.parse_args()
-    raise SystemExit(0 if summary(main(steps=args.steps, seed=args.seed, k=args.k)) else 1)
+    args = parser.parse_args(argv)
+    out = main(steps=args.steps, seed=args.seed, k=args.k, progress=progress)
+    out["ok"] = summary(out)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(0 if cli()["ok"] else 1)
