@@ -40,10 +40,16 @@ X_RANGE = (-5.0, 5.0)
 
 
 def init_mlp(key, sizes=(1, 40, 40, 1), dtype=jnp.float32):
-    """Returns a list `[W1, b1, W2, b2, ...]` with He-scaled weights and zero biases."""
+    """Returns a list `[W1, b1, W2, b2, ...]`: Glorot-normal weights and zero biases.
+
+    A small start matters here: with He scaling, inputs up to 5 make the first inner step of
+    size 0.01 overshoot, and an untrained network gets worse by adapting.
+    """
     params = []
     for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes, sizes[1:])):
-        params.append(jax.random.normal(k, (n_in, n_out), dtype) * float(np.sqrt(2.0 / n_in)))
+        params.append(
+            jax.random.normal(k, (n_in, n_out), dtype) * float(np.sqrt(2.0 / (n_in + n_out)))
+        )
         params.append(jnp.zeros((n_out,), dtype))
     return params
 

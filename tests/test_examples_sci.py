@@ -61,9 +61,9 @@ def maml_run():
 
 def test_maml_adaptation_helps(maml_run):
     for name in ("second", "first"):
-        assert maml_run["post"][name] < 0.95 * maml_run["pre"][name], name
-        # Meta-training made one step from the learned start far better than from a random one.
-        assert maml_run["post"][name] < 0.5 * maml_run["init_post"], name
+        assert maml_run["post"][name] < 0.8 * maml_run["pre"][name], name
+        # Meta-training made one step from the learned start better than from a random one.
+        assert maml_run["post"][name] < 0.8 * maml_run["init_post"], name
         assert maml_run["params"][name][0].dtype == jnp.float32
 
 
@@ -234,7 +234,6 @@ def test_notebook_executes(name, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     monkeypatch.setenv("FUNCTRANS_NOTEBOOK_FAST", "1")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     path = ROOT / "notebooks" / f"{name}.ipynb"
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
