@@ -24,6 +24,7 @@ Run: `python examples/maml.py --steps 20000`
 from __future__ import annotations
 
 import argparse
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -116,7 +117,7 @@ def sample_tasks(key, n_tasks, k_support, k_query, dtype=jnp.float32):
     return (xs, wave(xs), xq, wave(xq)), (amp, phase)
 
 
-@jax.jit(static_argnums=3)
+@functools.partial(jax.jit, static_argnums=3)
 def _scores(params, tasks, alpha, inner_steps):
     pre = mse(params, tasks[2].reshape(-1, 1), tasks[3].reshape(-1, 1))
     return pre, meta_loss(params, tasks, alpha, inner_steps=inner_steps)
