@@ -1,0 +1,2 @@
+def run(names, budget, rounds):
+    return []
