@@ -14,6 +14,7 @@ import numpy as np
 
 from .core import Tracer, get_aval, is_inexact, is_python_scalar, new_main
 from .jvp import jvp_flat
+from .lazy import at_top_level
 from .vjp import vjp_flat
 
 tree_flatten = jax.tree_util.tree_flatten
@@ -231,6 +232,7 @@ def value_and_grad(fun, argnums=0, has_aux=False, allow_int=False):
 
 
 def _value_and_grad(fun, argnums, has_aux, allow_int, api):
+    @at_top_level
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
         single, nums = _normalize_argnums(api, argnums, len(args))
@@ -325,6 +327,7 @@ def grad(fun, argnums=0, has_aux=False, allow_int=False):
 # ---------------------------------------------------------------------------------------------
 
 
+@at_top_level
 def jvp(fun, primals, tangents, has_aux=False):
     """Evaluate `fun` at `primals` and push `tangents` forward through it.
 

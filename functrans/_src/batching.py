@@ -21,6 +21,7 @@ import functools
 import jax
 
 from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main
+from .lazy import at_top_level
 
 tree_flatten = jax.tree_util.tree_flatten
 tree_unflatten = jax.tree_util.tree_unflatten
@@ -185,6 +186,7 @@ def vmap(fun, in_axes=0, out_axes=0):
             f"positional argument, got {type(in_axes).__name__} instead."
         )
 
+    @at_top_level
     @functools.wraps(fun)
     def batched(*args, **kwargs):
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):

@@ -82,9 +82,15 @@ def is_python_scalar(x) -> bool:
     return type(x) in _PY_SCALARS
 
 
+_SCALAR_WIDE = {bool: np.dtype(bool), int: np.dtype(np.int64), float: np.dtype(np.float64),
+                complex: np.dtype(np.complex128)}  # fmt: skip
+
+
 def python_scalar_dtype(x):
     """The dtype `jax.numpy` gives a Python scalar under the current x64 setting."""
-    return jnp.asarray(x).dtype if type(x) is not bool else np.dtype(bool)
+    # Canonicalizing the widest dtype asks the x64 flag without building an array (which
+    # would cost a JAX dispatch for every literal a transformation meets).
+    return jax.dtypes.canonicalize_dtype(_SCALAR_WIDE[type(x)])
 
 
 def get_aval(x) -> ShapedArray:
@@ -259,6 +265,8 @@ def bind(prim: Primitive, args, params):
         if isinstance(a, Tracer):
             main = a._trace.main
             if not main.active:
+                if hasattr(main.trace, "materialize"):  # a lazy eager value: compute it
+                    return bind(prim, [_revive(x) for x in args], params)
                 raise _escaped_error(main)
             if top is None or main.level > top.level:
                 top = main
@@ -278,6 +286,12 @@ def bind(prim: Primitive, args, params):
         return top.trace.process_primitive(prim, args, params)
     finally:
         _state.processing = prev
+
+
+def _revive(x):
+    if isinstance(x, Tracer) and not x._trace.main.active and hasattr(x._trace, "materialize"):
+        return x._trace.materialize([x])[0]
+    return x
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 from .api import _flatten_args, _normalize_argnums, grad, jvp, vjp
 from .batching import vmap
 from .core import get_aval, is_inexact
+from .lazy import at_top_level
 
 tree_flatten = jax.tree_util.tree_flatten
 tree_unflatten = jax.tree_util.tree_unflatten
@@ -118,6 +119,7 @@ def jacfwd(fun, argnums=0, has_aux=False):
              [0., 4.]], dtype=float32)
     """
 
+    @at_top_level
     @functools.wraps(fun)
     def jac_fun(*args, **kwargs):
         single, dyn, f = _selected("jacfwd", fun, argnums, args, kwargs)
@@ -171,6 +173,7 @@ def jacrev(fun, argnums=0, has_aux=False):
       Array([2., 4.], dtype=float32)
     """
 
+    @at_top_level
     @functools.wraps(fun)
     def jac_fun(*args, **kwargs):
         single, dyn, f = _selected("jacrev", fun, argnums, args, kwargs)
