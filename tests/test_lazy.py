@@ -16,6 +16,11 @@ from conftest import assert_close
 from functrans._src import lazy
 
 
+@pytest.fixture(autouse=True)
+def lazy_mode(monkeypatch):
+    monkeypatch.setattr(lazy, "enabled", True)
+
+
 @pytest.fixture
 def stats():
     lazy.clear_cache()

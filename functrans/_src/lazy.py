@@ -308,6 +308,6 @@ def _concretize(out, trace):
     return jax.tree_util.tree_unflatten(tree, leaves)
 
 
-enabled = True  # `functrans._src.lazy.enabled = False` restores op-by-op eager evaluation
+enabled = False  # True: top-level transformations record and compile (see the module doc)
 
 __all__ = ["LazyTrace", "LazyTracer", "at_top_level", "clear_cache", "stats"]
