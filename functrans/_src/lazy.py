@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -308,6 +309,8 @@ def _concretize(out, trace):
     return jax.tree_util.tree_unflatten(tree, leaves)
 
 
-enabled = False  # True: top-level transformations record and compile (see the module doc)
+# `FUNCTRANS_LAZY=0` in the environment (or setting this to False) restores op-by-op eager
+# evaluation, e.g. to step through a derivative rule in a debugger.
+enabled = os.environ.get("FUNCTRANS_LAZY", "0") != "0"
 
 __all__ = ["LazyTrace", "LazyTracer", "at_top_level", "clear_cache", "stats"]
