@@ -176,7 +176,7 @@ def concatenate(xs, axis):
 
 
 # =============================================================================================
-# pad (lax semantics: (low, high, interior) per axis, all non-negative)
+# pad (lax semantics: (low, high, interior) per axis; edges may be negative, interior not)
 # =============================================================================================
 
 pad_p = Primitive("pad")
@@ -201,10 +201,11 @@ def _pad_jvp(primals, tangents, padding_value, config):
 def _pad_vjp(needs, ct, out, x, padding_value, config):
     from .indexing import static_slice
 
-    starts = [lo for lo, _, _ in config]
-    limits = [s - hi for s, (_, hi, _) in zip(shape_of(ct), config)]
+    # Undo the edges first (a negative edge cropped the input: its cotangent is zero there),
+    # then keep every (interior + 1)-th entry.
+    unpadded = pad(ct, 0.0, [(-lo, -hi, 0) for lo, hi, _ in config])
     strides = [interior + 1 for _, _, interior in config]
-    return (static_slice(ct, starts, limits, strides),)
+    return (static_slice(unpadded, [0] * len(config), shape_of(unpadded), strides),)
 
 
 pad_p.abstract_eval = _pad_aval
