@@ -14,6 +14,8 @@ finite number (`x*0 -> 0`, `x-x -> 0`) are deliberately absent.
 
 from __future__ import annotations
 
+import jax
+
 from .core import is_python_scalar
 from .graph import Eqn, Graph, Lit, Var
 
@@ -217,8 +219,11 @@ def _fold_literals(eqn, ins):
         return None
     if eqn.outputs[0].aval.shape != () or eqn.prim.name not in _FOLDABLE:
         return None
-    out = eqn.prim.impl(*[a.val for a in ins], **eqn.params)
-    value = out.item()
+    # Under an enclosing `jax.jit` (`jax.jit(ft.jit(f))`) JAX would stage even this
+    # literal arithmetic; folding needs the number now.
+    with jax.ensure_compile_time_eval():
+        out = eqn.prim.impl(*[a.val for a in ins], **eqn.params)
+        value = out.item()
     return Lit(value) if is_python_scalar(value) else None
 
 
