@@ -1,0 +1,48 @@
+"""One test per mismatch the differential fuzzer (`tests/fuzz.py`) found, as a small program.
+
+Each case is the fuzzer's program, cut down to what shows the bug, run through the checks
+that failed (`fuzz.check_program(..., only=...)`), so a regression fails the same way the
+campaign saw it.
+"""
+
+import fuzz
+import fuzz_programs
+import pytest
+
+CASES = {
+    # lax.pad with a negative edge crops its input; its VJP sliced with the negative edge as
+    # a limit and returned a cotangent of the wrong shape (campaign seeds 4 and 1002).
+    "pad_negative_edge": (
+        """def prog(np, nn, lax, x0):
+    v0 = lax.pad(np.sin(x0), 0.0, [(-1, 2, 1), (1, -1, 0)])
+    v1 = lax.pad(v0 * v0, 1.5, [(1, -2, 2), (-1, 0, 1)])
+    return [v1]
+""",
+        ((3, 3),),
+        ("grad", "vjp", "jacrev", "order2_fr", "order2_rr", "vmap_grad"),
+    ),
+    # `simplify` folded literal arithmetic with JAX, which an enclosing `jax.jit` stages:
+    # `jax.jit(lambda: ft.jit(hvp)(x))` failed with a ConcretizationTypeError (seed 1).
+    "ft_jit_under_jax_jit_folds_literals": (
+        """def prog(np, nn, lax, x0):
+    v0 = np.clip(x0, -0.5, 0.7)
+    v1 = v0 / (1.0 + x0 * x0)
+    v2 = np.arctanh(0.9 * np.tanh(v1))
+    v3 = v2[...]
+    v4 = np.inner(v2, v3)
+    v5 = np.var(v3, axis=0, keepdims=False)
+    v6 = np.inner(v3, v2)
+    return [v4, v5, v6]
+""",
+        ((3,),),
+        ("ft.jit(hvp)",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_regression(case):
+    source, shapes, only = CASES[case]
+    n, found = fuzz.check_program(fuzz_programs.Program(source, shapes), 1, only=only)
+    assert n == len(only)
+    assert not found, "\n".join(map(str, found))
