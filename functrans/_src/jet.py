@@ -25,6 +25,7 @@ from .api import _flatten_args, _outputs_to_arrays
 from .core import Trace, Tracer, get_aval, is_inexact, new_main
 from .cse import CSECache
 from .jvp import _drop_error
+from .prims import conv as cv
 from .prims import elementwise as ew
 from .prims import indexing as ix
 from .prims import linalg as la
@@ -347,6 +348,17 @@ def _dot_general_rule(K, full, series, dimension_numbers):
     return out
 
 
+def _conv_rule(K, full, series, **params):
+    # Bilinear, like `dot_general`: x_k * w_k convolves like a product of series.
+    a, b = full
+    f = lambda u, v: cv.conv_general_dilated_p.bind(u, v, **params)
+    out = [f(a[0], b[0])]
+    for k in range(1, K + 1):
+        out.append(_sum([None if a[i] is None or b[k - i] is None else f(a[i], b[k - i])
+                         for i in range(k + 1)]))  # fmt: skip
+    return out
+
+
 def _integer_pow_rule(K, full, series, n):
     (x,) = full
     if n == 0:
@@ -584,6 +596,7 @@ def _table():
         "rem": _rem_rule,
         "select": _select_rule,
         "dot_general": _dot_general_rule,
+        "conv_general_dilated": _conv_rule,
         "reduce_max": _extremum_rule(red.reduce_max_p),
         "reduce_min": _extremum_rule(red.reduce_min_p),
         "reduce_prod": _reduce_prod_rule,

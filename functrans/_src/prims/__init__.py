@@ -1,3 +1,3 @@
 """Every functrans primitive, grouped by kind; each module holds a primitive's rules together."""
 
-from . import elementwise, indexing, linalg, reductions, structural  # noqa: F401
+from . import conv, elementwise, indexing, linalg, reductions, structural  # noqa: F401
