@@ -180,6 +180,22 @@ def test_conv_matches_jax_lax_conv(padding):
     )
 
 
+def test_preferred_element_type_and_precision_reach_every_convolution():
+    # float32 operands accumulated in float64: the cotangents come back in float32.
+    r = np.random.RandomState(5)
+    x, w = r.standard_normal((2, 2, 5, 5)), r.standard_normal((3, 2, 3, 3))
+    x, w = x.astype(np.float32), w.astype(np.float32)
+    kw = dict(window_strides=(2, 1), padding="SAME", precision=jax.lax.Precision.HIGHEST,
+              preferred_element_type=jnp.float64)  # fmt: skip
+
+    def f(T, np_, conv, x, w):
+        return T.grad(lambda x, w: np_.sum(np_.sin(conv(x, w, **kw))), argnums=(0, 1))(x, w)
+
+    ours = _fast_jit(functools.partial(f, ft, fnp, ft.lax.conv_general_dilated))(x, w)
+    theirs = _fast_jit(functools.partial(f, jax, jnp, jax.lax.conv_general_dilated))(x, w)
+    assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
 def test_hessian_in_the_kernel():
     r = np.random.RandomState(2)
     x, w = r.standard_normal((2, 4, 4, 1)), r.standard_normal((2, 2, 1, 2))
@@ -328,6 +344,9 @@ def test_r1_gradient_graph_holds_only_convolutions_and_ordinary_primitives():
          "could not read dimension_numbers"),
         ((1, 2, 4), (3, 2, 2, 2), dict(window_strides=(1, 1), padding="SAME"),
          "equal rank"),
+        ((1, 4, 4, 4), (3, 2, 2, 2), dict(window_strides=(1, 1), padding="SAME",
+                                          feature_group_count=3),
+         "feature_group_count=3"),
     ],
 )  # fmt: skip
 def test_errors(lhs_shape, rhs_shape, kw, match):

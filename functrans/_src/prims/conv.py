@@ -377,7 +377,7 @@ def _check_with_jax(lhs_aval, rhs_aval, params_key):
     try:
         jax.eval_shape(functools.partial(_conv_impl, **params), *structs)
     except (TypeError, ValueError) as e:
-        raise type(e)(
+        raise (TypeError if isinstance(e, TypeError) else ValueError)(
             f"`{_API}` cannot convolve an input of type {lhs_aval.str_short()} with a kernel "
             f"of type {rhs_aval.str_short()} under dimension_numbers="
             f"{tuple(params['dimension_numbers'])}, feature_group_count="
