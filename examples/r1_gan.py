@@ -21,6 +21,7 @@ Run: `python examples/r1_gan.py --steps 2000 --gamma 0.1` or `python examples/r1
 from __future__ import annotations
 
 import argparse
+import math
 from functools import partial
 
 import jax
@@ -37,7 +38,7 @@ import functrans.numpy as fnp
 # --- data ---------------------------------------------------------------------------------
 
 
-def load_digit_images(dtype=jnp.float32):
+def load_digit_images(dtype=np.float32):
     """scikit-learn's bundled 8x8 digits, scaled to [-1, 1], shape `(1797, 8, 8, 1)` (NHWC).
 
     Example:
@@ -47,17 +48,17 @@ def load_digit_images(dtype=jnp.float32):
     from sklearn.datasets import load_digits
 
     images = load_digits().images / 16.0 * 2.0 - 1.0
-    return jnp.asarray(images[..., None], dtype)
+    return images[..., None].astype(dtype)
 
 
 # --- the convolutional discriminator -------------------------------------------------------
 
 
-def init_conv_discriminator(key, channels=(8, 16), dtype=jnp.float32):
+def init_conv_discriminator(rng, channels=(8, 16), dtype=jnp.float32):
     """Parameters of `conv_discriminator`: two 3x3 convolutions and a linear read-out.
 
     Args:
-      key: a `jax.random` key.
+      rng: a `numpy.random.Generator`.
       channels: output channels of the two convolutions.
       dtype: floating dtype.
 
@@ -65,25 +66,21 @@ def init_conv_discriminator(key, channels=(8, 16), dtype=jnp.float32):
       A dict with `conv` (a list of `{"w": HWIO kernel, "b"}`) and `out` (`{"w", "b"}`).
 
     Example:
-      >>> p = init_conv_discriminator(jax.random.key(0))
+      >>> p = init_conv_discriminator(np.random.default_rng(0))
       >>> [c["w"].shape for c in p["conv"]], p["out"]["w"].shape
       ([(3, 3, 1, 8), (3, 3, 8, 16)], (256, 1))
     """
-    k1, k2, k3 = jax.random.split(key, 3)
     c1, c2 = channels
 
-    def kernel(k, cin, cout):
-        return jax.random.normal(k, (3, 3, cin, cout), dtype) / np.sqrt(9 * cin)
+    def normal(shape, fan_in):
+        return jnp.asarray(rng.standard_normal(shape) / math.sqrt(fan_in), dtype)
 
     return {
         "conv": [
-            {"w": kernel(k1, 1, c1), "b": jnp.zeros((c1,), dtype)},
-            {"w": kernel(k2, c1, c2), "b": jnp.zeros((c2,), dtype)},
+            {"w": normal((3, 3, 1, c1), 9), "b": jnp.zeros((c1,), dtype)},
+            {"w": normal((3, 3, c1, c2), 9 * c1), "b": jnp.zeros((c2,), dtype)},
         ],
-        "out": {
-            "w": jax.random.normal(k3, (4 * 4 * c2, 1), dtype) / np.sqrt(16 * c2),
-            "b": jnp.zeros((1,), dtype),
-        },
+        "out": {"w": normal((4 * 4 * c2, 1), 16 * c2), "b": jnp.zeros((1,), dtype)},
     }
 
 
@@ -173,29 +170,29 @@ def setup(model="mlp", seed=0, hidden=64, latent=2, lr=1e-3, dtype=jnp.float32):
 
     Returns:
       A dict with `disc`, `gen` (functions), `state` (parameters and optimiser states),
-      `opt` and `sample_real(key, n)`.
+      `opt` and `sample_real(rng, n)` (NumPy data from a `numpy.random.Generator`).
     """
     if model not in MODELS:
         raise ValueError(
             f"`r1_gan.setup` expected `model` to be one of {MODELS}, got {model!r} instead."
         )
-    k_gen, k_disc = jax.random.split(jax.random.key(seed))
+    rng = np.random.default_rng(seed)
     if model == "mlp":
         disc, gen = mlp_discriminator, point_generator
-        disc_params = wgan_gp.init_mlp(k_disc, (2, hidden, hidden, 1), dtype)
-        gen_params = wgan_gp.init_mlp(k_gen, (latent, hidden, hidden, 2), dtype)
+        disc_params = wgan_gp.init_mlp(rng, (2, hidden, hidden, 1), dtype)
+        gen_params = wgan_gp.init_mlp(rng, (latent, hidden, hidden, 2), dtype)
 
-        def sample_real(key, n):
-            return wgan_gp.sample_mixture(key, n, dtype=dtype)
+        def sample_real(rng, n):
+            return wgan_gp.sample_mixture(rng, n, dtype=dtype)
 
     else:
         disc, gen = conv_discriminator, digit_generator
-        disc_params = init_conv_discriminator(k_disc, dtype=dtype)
-        gen_params = wgan_gp.init_mlp(k_gen, (latent, hidden, hidden, 64), dtype)
+        disc_params = init_conv_discriminator(rng, dtype=dtype)
+        gen_params = wgan_gp.init_mlp(rng, (latent, hidden, hidden, 64), dtype)
         images = load_digit_images(dtype)
 
-        def sample_real(key, n):
-            return images[jax.random.randint(key, (n,), 0, images.shape[0])]
+        def sample_real(rng, n):
+            return images[rng.integers(0, len(images), n)]
 
     opt = optax.adam(lr, b1=0.5, b2=0.99)
     state = {
@@ -207,13 +204,9 @@ def setup(model="mlp", seed=0, hidden=64, latent=2, lr=1e-3, dtype=jnp.float32):
     return {"disc": disc, "gen": gen, "state": state, "opt": opt, "sample_real": sample_real}
 
 
-def train_step(setup_, state, key, batch=128, latent=2, gamma=1.0):
-    """One discriminator step, then one generator step, on freshly drawn data."""
+def train_step(setup_, state, real, z, gz, gamma=1.0):
+    """One discriminator step on `(real, z)`, then one generator step on `gz`."""
     disc, gen, opt = setup_["disc"], setup_["gen"], setup_["opt"]
-    dtype = jax.tree_util.tree_leaves(state["gen"])[0].dtype
-    k_real, k_z, k_gz = jax.random.split(key, 3)
-    real = setup_["sample_real"](k_real, batch)
-    z = jax.random.normal(k_z, (batch, latent), dtype)
     d_loss_fn = lambda d, g, real, z: discriminator_loss(d, g, real, z, disc, gen, gamma)
     (d_loss, penalty), g = ft.value_and_grad(d_loss_fn, has_aux=True)(
         state["disc"], state["gen"], real, z
@@ -221,7 +214,6 @@ def train_step(setup_, state, key, batch=128, latent=2, gamma=1.0):
     updates, disc_opt = opt.update(g, state["disc_opt"], state["disc"])
     state = dict(state, disc=optax.apply_updates(state["disc"], updates), disc_opt=disc_opt)
 
-    gz = jax.random.normal(k_gz, (batch, latent), dtype)
     g_loss_fn = lambda g, d, z: generator_loss(g, d, z, disc, gen)
     g_loss, g = ft.value_and_grad(g_loss_fn)(state["gen"], state["disc"], gz)
     updates, gen_opt = opt.update(g, state["gen_opt"], state["gen"])
@@ -230,7 +222,7 @@ def train_step(setup_, state, key, batch=128, latent=2, gamma=1.0):
 
 
 def main(
-    steps=1000,
+    steps=800,
     seed=0,
     gamma=1.0,
     model="mlp",
@@ -263,18 +255,19 @@ def main(
     latent = latent or (2 if model == "mlp" else 16)
     s = setup(model, seed, hidden, latent, lr, dtype)
     state = s["state"]
-    step = jax.jit(partial(train_step, s, batch=batch, latent=latent, gamma=gamma))
+    step = jax.jit(partial(train_step, s, gamma=gamma))
     penalty = jax.jit(partial(r1_penalty, s["disc"]))
 
-    key, k_eval_real, k_eval_z = jax.random.split(jax.random.key(seed + 1), 3)
-    eval_real = s["sample_real"](k_eval_real, n_samples)
-    eval_z = jax.random.normal(k_eval_z, (n_samples, latent), dtype)
+    rng = np.random.default_rng(seed + 1)
+    eval_real = s["sample_real"](rng, n_samples)
+    eval_z = rng.standard_normal((n_samples, latent)).astype(dtype)
 
     penalty_start = float(penalty(state["disc"], eval_real))
     history = {"disc_loss": [], "penalty": [], "gen_loss": []}
     for _ in tqdm(range(steps), desc=f"R1 GAN ({model})", disable=not progress):
-        key, k = jax.random.split(key)
-        state, metrics = step(state, k)
+        real = s["sample_real"](rng, batch)
+        z, gz = rng.standard_normal((2, batch, latent)).astype(dtype)
+        state, metrics = step(state, real, z, gz)
         for name, value in metrics.items():
             history[name].append(value)
     out = {
@@ -292,7 +285,7 @@ def main(
 
 def _parse():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000, help="training iterations")
+    parser.add_argument("--steps", type=int, default=800, help="training iterations")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gamma", type=float, default=1.0, help="R1 penalty weight")
     parser.add_argument("--model", choices=MODELS, default="mlp")
