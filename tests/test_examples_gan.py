@@ -82,6 +82,14 @@ def jax_r1_loss(model, disc_params, gen_params, real, z, gamma):
     return gan + 0.5 * gamma * penalty
 
 
+@pytest.mark.parametrize("module", [wgan_gp, r1_gan], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    import doctest
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0, result
+
+
 # --- WGAN-GP ---------------------------------------------------------------------------------
 
 
