@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import wgan_gp  # noqa: E402  (examples/ is on sys.path: scripts, tests and notebooks)
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 
 def shardings(mesh):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import wgan_gp  # examples/ is on sys.path: scripts, tests and notebooks
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import functrans as ft
 import functrans.nn as fnn
