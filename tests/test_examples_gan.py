@@ -7,7 +7,6 @@ differentiate a gradient penalty, are compared in float64 against the same loss 
 counts (`FUNCTRANS_NOTEBOOK_FAST=1`) and not written back.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -162,11 +161,11 @@ def test_r1_loss_gradient_matches_jax(model):
 
 
 def test_r1_conv_variant_trains_on_digits():
-    out = r1_gan.main(steps=30, model="conv", batch=32, hidden=32, n_samples=64, progress=False)
+    out = r1_gan.main(steps=10, model="conv", batch=16, hidden=16, n_samples=64, progress=False)
     assert out["samples"].shape == (64, 8, 8, 1)
     assert out["real"].shape == (64, 8, 8, 1)
     for name, values in out["history"].items():
-        assert values.shape == (30,) and np.all(np.isfinite(values)), name
+        assert values.shape == (10,) and np.all(np.isfinite(values)), name
     assert np.all(np.abs(out["samples"]) <= 1.0)
 
 
@@ -176,34 +175,23 @@ def test_r1_setup_rejects_an_unknown_model():
 
 
 # --- the scripts, and data parallel (a fresh process: eight CPU devices need XLA_FLAGS before
-# JAX starts) -----------------------------------------------------------------------------------
+# JAX starts) ----------------------------------------------------------------------------------
 
 _SCRIPTS = """
-import json, runpy, sys
+import runpy, sys
 sys.path.insert(0, ".")
 for argv in [["wgan_gp.py", "--steps", "2"], ["r1_gan.py", "--steps", "2"],
-             ["r1_gan.py", "--steps", "2", "--model", "conv"],
-             ["data_parallel.py", "--steps", "2"]]:
+             ["data_parallel.py", "--steps", "3", "--x64"]]:
     sys.argv = argv
     print("==", " ".join(argv))
     runpy.run_path(argv[0], run_name="__main__")
-
-import jax, jax.numpy as jnp
-jax.config.update("jax_enable_x64", True)
-import data_parallel, wgan_gp
-out = data_parallel.main(steps=3, batch=64, dtype=jnp.float64, progress=False)
-init = wgan_gp.init_state(0, dtype=jnp.float64)[0]
-out["moved"] = data_parallel.max_abs_difference(out["state_single"], init)
-out["dtype"] = str(jax.tree_util.tree_leaves(out["state_sharded"])[0].dtype)
-keys = ("devices", "max_abs_diff", "shards_per_batch", "all_reduce", "moved", "dtype")
-print(json.dumps({k: out[k] for k in keys}))
 """
 
 
 @pytest.fixture(scope="module")
 def scripts_output():
-    """Each script run as a user runs it (tiny step counts), then the data-parallel check in
-    float64, all in one new interpreter in examples/ with eight CPU devices."""
+    """The scripts as a user runs them, with tiny step counts, in one new interpreter in
+    examples/ with eight CPU devices; `data_parallel.py` runs in float64 (`--x64`)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -221,17 +209,17 @@ def scripts_output():
 
 def test_scripts_run_from_the_command_line(scripts_output):
     out = scripts_output
-    assert "modes covered" in out and "R1 penalty" in out and "pixel mean/std" in out, out
-    assert "split into 8 shards over 8 devices" in out, out
+    assert "modes covered" in out and "R1 penalty" in out, out
 
 
 def test_data_parallel_step_equals_single_device_step(scripts_output):
-    out = json.loads(scripts_output.splitlines()[-1])
-    assert out["devices"] == 8 and out["shards_per_batch"] == 8, out
-    assert out["all_reduce"], "the sharded step should all-reduce the parameter gradients"
-    assert out["dtype"] == "float64"
-    assert out["moved"] > 1e-3, "training should change the parameters"
-    assert out["max_abs_diff"] < 1e-9, out
+    """Sharded over eight devices and on one, the parameters agree to float64 rounding."""
+    out = scripts_output
+    assert "batch split into 8 shards over 8 devices" in out, out
+    assert "all-reduce in the compiled step: True" in out, out
+    diff = re.search(r"after 3 steps: (\S+) in float64", out)
+    assert diff is not None, out
+    assert float(diff.group(1)) < 1e-9, out
 
 
 # --- the notebooks ---------------------------------------------------------------------------
