@@ -104,8 +104,7 @@ class LazyTrace(Trace):
         hit = self.cse.get(key)
         if hit is not None:
             return hit
-        out_aval = abstract_eval(prim, args, params)
-        avals = out_aval if prim.multiple_results else [out_aval]
+        avals = _avals_out(prim, args, params)
         outs = [LazyTracer(self, av, Var(av)) for av in avals]
         inputs = [self.atom(a) for a in args]
         self.eqns.append(Eqn(prim, inputs, [o.var for o in outs], params))
@@ -123,6 +122,24 @@ class LazyTrace(Trace):
 
 
 _SCALAR_TYPES = (bool, int, float, complex)
+_aval_cache: dict = {}
+
+
+def _avals_out(prim, args, params):
+    """Output avals, memoized on the exact input signature: every call re-records the same
+    primitives on the same shapes, and abstract evaluation is a large part of recording."""
+    try:
+        key = (prim, tuple((type(a), repr(a)) if type(a) in _SCALAR_TYPES else get_aval(a)
+                           for a in args), _param_key(params))  # fmt: skip
+    except _Uncacheable:
+        key = None
+    avals = _aval_cache.get(key) if key is not None else None
+    if avals is None:
+        out = abstract_eval(prim, args, params)
+        avals = list(out) if prim.multiple_results else [out]
+        if key is not None and len(_aval_cache) < 100_000:
+            _aval_cache[key] = avals
+    return avals
 
 
 # ---------------------------------------------------------------------------------------------
