@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core import Trace, Tracer, _state, get_aval, is_inexact, new_main
-from .cse import CSECache
 from .graph import Eqn, Lit, Var, abstract_eval
 
 CACHE_SIZE = 512
@@ -71,6 +70,14 @@ class LazyTracer(Tracer):
         return format(self.value(), spec)
 
 
+class LazyEqn(Eqn):
+    __slots__ = ("pkey",)  # the exact key of `params`, or None when they cannot be keyed
+
+    def __init__(self, prim, inputs, outputs, params, pkey):
+        super().__init__(prim, inputs, outputs, params)
+        self.pkey = pkey
+
+
 class LazyTrace(Trace):
     def __init__(self, main, payload):
         super().__init__(main, payload)
@@ -78,7 +85,6 @@ class LazyTrace(Trace):
         self.known: dict[Var, object] = {}  # inputs, constants and values already computed
         self._const_ids: dict[int, Var] = {}
         self._keep = []  # constants stay alive while their ids key `_const_ids`
-        self.cse = CSECache()
 
     def new_input(self, x):
         aval = get_aval(x)
@@ -100,17 +106,17 @@ class LazyTrace(Trace):
         return var
 
     def process_primitive(self, prim, args, params):
-        key = self.cse.key(prim, args, params)
-        hit = self.cse.get(key)
-        if hit is not None:
-            return hit
-        avals = _avals_out(prim, args, params)
+        # No hash-consing here: the transformations above already share their work, and
+        # XLA eliminates what is left; keying every base operation cost more than it saved.
+        try:
+            pkey = _param_key(params)
+        except _Uncacheable:
+            pkey = None
+        avals = _avals_out(prim, args, params, pkey)
         outs = [LazyTracer(self, av, Var(av)) for av in avals]
         inputs = [self.atom(a) for a in args]
-        self.eqns.append(Eqn(prim, inputs, [o.var for o in outs], params))
-        result = outs if prim.multiple_results else outs[0]
-        self.cse.put(key, args, result)
-        return result
+        self.eqns.append(LazyEqn(prim, inputs, [o.var for o in outs], params, pkey))
+        return outs if prim.multiple_results else outs[0]
 
     def materialize(self, tracers):
         """Concrete values of `tracers` (of this trace), computing what they depend on."""
@@ -125,14 +131,13 @@ _SCALAR_TYPES = (bool, int, float, complex)
 _aval_cache: dict = {}
 
 
-def _avals_out(prim, args, params):
+def _avals_out(prim, args, params, pkey):
     """Output avals, memoized on the exact input signature: every call re-records the same
     primitives on the same shapes, and abstract evaluation is a large part of recording."""
-    try:
+    key = None
+    if pkey is not None:
         key = (prim, tuple((type(a), repr(a)) if type(a) in _SCALAR_TYPES else get_aval(a)
-                           for a in args), _param_key(params))  # fmt: skip
-    except _Uncacheable:
-        key = None
+                           for a in args), pkey)  # fmt: skip
     avals = _aval_cache.get(key) if key is not None else None
     if avals is None:
         out = abstract_eval(prim, args, params)
@@ -210,7 +215,9 @@ def _structure(eqns, known, wanted):
             ins.append(i)
         for o in eqn.outputs:
             num[o] = len(num)
-        parts.append((eqn.prim, tuple(ins), _param_key(eqn.params),
+        if eqn.pkey is None:
+            raise _Uncacheable
+        parts.append((eqn.prim, tuple(ins), eqn.pkey,
                       tuple(o.aval for o in eqn.outputs)))  # fmt: skip
     parts.append(tuple(num[v] for v in wanted))
     return tuple(parts), inputs
