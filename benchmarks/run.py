@@ -298,7 +298,16 @@ def main(argv=None):
     parser.add_argument("--no-cold", action="store_true", help="skip the fresh-process runs")
     parser.add_argument("--no-others", action="store_true", help="skip PyTorch and autograd")
     parser.add_argument("--cold", nargs=3, help=argparse.SUPPRESS)  # WORKLOAD LIB MODE
+    parser.add_argument("--print", metavar="JSON", help="only print the tables of a results file")
     args = parser.parse_args(argv)
+    if args.print:
+        with open(args.print) as fh:
+            results = json.load(fh)
+        print(table(results))
+        if "trace_sweep" in results:
+            print()
+            print(sweep_table(results["trace_sweep"]))
+        return
     if args.cold:
         print(json.dumps(cold_child(*args.cold)))
         return

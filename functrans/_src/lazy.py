@@ -335,6 +335,6 @@ def _concretize(out, trace):
 
 # `FUNCTRANS_LAZY=0` in the environment (or setting this to False) restores op-by-op eager
 # evaluation, e.g. to step through a derivative rule in a debugger.
-enabled = os.environ.get("FUNCTRANS_LAZY", "0") != "0"
+enabled = os.environ.get("FUNCTRANS_LAZY", "1") != "0"
 
 __all__ = ["LazyTrace", "LazyTracer", "at_top_level", "clear_cache", "stats"]
