@@ -99,6 +99,16 @@ SWEEP = {
     "at_mul": lambda x, y: x.at[0, 1:].multiply(y[0, :3]),
     "dynamic_slice": lambda x, y: jax.lax.dynamic_slice(x, (IDX[0] - 1, 1), (2, 3)),
     "dynamic_update": lambda x, y: jax.lax.dynamic_update_slice(x, y[:2, :2] ** 2, (1, 2)),
+    "cho_solve": lambda x, y: jax.scipy.linalg.cho_solve(
+        jax.scipy.linalg.cho_factor(x @ x.T + jnp.eye(3)), y
+    ),
+    "solve_triangular": lambda x, y: jax.scipy.linalg.solve_triangular(
+        x[:, :3] + 2 * jnp.eye(3), y, lower=True, trans=1
+    ).sum()
+    + jax.scipy.linalg.solve_triangular(x[:, :3], y[:, :3].T, lower=False, unit_diagonal=True),
+    "triangular_right_side": lambda x, y: jax.lax.linalg.triangular_solve(
+        x[:, :3] + 2 * jnp.eye(3), y.T, left_side=False, lower=True
+    ),
     # control flow
     "cond": lambda x, y: jax.lax.cond(jnp.sum(x) > 3, jnp.sin, jnp.cos, x * y),
     "switch": lambda x, y: jax.lax.switch(jnp.argmax(y[0]), [jnp.sin, jnp.cos, jnp.tanh], x),

@@ -356,6 +356,22 @@ def _dot_general(x, y, *, dimension_numbers, preferred_element_type=None, **para
     return out
 
 
+@register("cholesky")
+def _cholesky(x, **params):
+    return la.cholesky(x)
+
+
+@register("triangular_solve")
+def _triangular_solve(a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
+    if unit_diagonal:  # the diagonal of `a` is taken to be ones
+        eye = np.eye(_shape(a)[-1], dtype=bool)
+        a = ew.select(eye, np.asarray(1, _dtype(a)), a)
+    if left_side:
+        return la.triangular_solve(a, b, lower, transpose_a)
+    # x op(a) = b  <=>  op(a)^T x^T = b^T
+    return la.mT(la.triangular_solve(a, la.mT(b), lower, not transpose_a))
+
+
 # =============================================================================================
 # Windows: `reduce_window_*` (pooling) as a combination of strided slices
 # =============================================================================================
