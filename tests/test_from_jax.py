@@ -256,7 +256,7 @@ def _model_case(name):
     return _nnx_case(name.removeprefix("nnx_"))
 
 
-MODELS = ["eqx_mlp", "eqx_transformer", "nnx_mlp", "nnx_attention"]  # CNNs: with ft.lax.conv
+MODELS = ["eqx_mlp", "eqx_cnn", "eqx_transformer", "nnx_mlp", "nnx_cnn", "nnx_attention"]
 
 
 @pytest.mark.parametrize("name", MODELS)

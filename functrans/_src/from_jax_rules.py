@@ -356,6 +356,19 @@ def _dot_general(x, y, *, dimension_numbers, preferred_element_type=None, **para
     return out
 
 
+_CONV_PARAMS = (
+    "window_strides", "padding", "lhs_dilation", "rhs_dilation", "dimension_numbers",
+    "feature_group_count", "batch_group_count", "precision", "preferred_element_type",
+)  # fmt: skip
+
+
+@register("conv_general_dilated")
+def _conv(lhs, rhs, **params):
+    from .prims.conv import conv_general_dilated
+
+    return conv_general_dilated(lhs, rhs, **{k: params[k] for k in _CONV_PARAMS if k in params})
+
+
 @register("cholesky")
 def _cholesky(x, **params):
     return la.cholesky(x)
