@@ -362,7 +362,7 @@ def test_pytrees_constants_and_random_bits():
         return {"out": [jnp.tanh(tree["a"] @ w + noise.sum()), tree["b"] * 2], "none": None}
 
     tree, key = {"a": X, "b": Y[0]}, jax.random.PRNGKey(0)
-    assert_close(ft.from_jax(f)(tree, key), f(tree, key))
+    assert_close(ft.from_jax(f)(tree, key), jax.jit(f)(tree, key))
     loss = lambda t, k: jnp.sum(f(t, k)["out"][0] ** 2)
     ours = jax.jit(ft.grad(ft.from_jax(loss)))(tree, key)
     assert_close(ours, jax.jit(jax.grad(loss))(tree, key))
