@@ -351,8 +351,33 @@ def parse_index(idx):
     return tuple(indexer), arrays
 
 
+def _clamp_static_ints(shape, indexer):
+    """Clamp out-of-bounds Python int indices into range, as JAX does for `x[5]`.
+
+    The lowering clamps by itself, but the transpose (`scatter_add`) drops out-of-bounds
+    updates, so `x[5]` gave the last entry with a zero gradient where JAX's gradient is one
+    at the last entry. (Index *arrays* keep JAX's own behaviour: clamped values, dropped
+    cotangents.)
+    """
+    consuming = sum(1 for e in indexer if e[0] in "isa")
+    if consuming > len(shape):
+        return indexer  # too many indices: the lowering raises the error
+    out, axis = [], 0
+    for e in indexer:
+        if e[0] == "e":
+            axis += len(shape) - consuming
+        elif e[0] in "isa":
+            d = shape[axis]
+            axis += 1
+            if e[0] == "i" and d:
+                e = ("i", min(max(e[1], -d), d - 1))
+        out.append(e)
+    return tuple(out)
+
+
 def getitem(x, idx):
     indexer, arrays = parse_index(idx)
+    indexer = _clamp_static_ints(shape_of(x), indexer)
     if all(e == ("s", None, None, None) or e == ("e",) for e in indexer):
         return x
     return gather(x, arrays, indexer)
