@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Tracer, get_aval, is_inexact, is_python_scalar, new_main
+from .core import Tracer, check_callable, get_aval, is_inexact, is_python_scalar, new_main
 from .jvp import jvp_flat
 from .lazy import at_top_level
 from .vjp import vjp_flat
@@ -77,6 +77,11 @@ def _outputs_to_arrays(tree):
 
 def _normalize_argnums(api, argnums, nargs):
     single = isinstance(argnums, int)
+    if not single and not isinstance(argnums, (tuple, list)):
+        raise TypeError(
+            f"`{api}` needs `argnums` to be an int or a tuple of ints, got "
+            f"{type(argnums).__name__} instead: {argnums!r}."
+        )
     nums = (argnums,) if single else tuple(argnums)
     if not nums:
         raise ValueError(f"`{api}` needs at least one entry in `argnums`, got {argnums!r}.")
@@ -90,6 +95,11 @@ def _normalize_argnums(api, argnums, nargs):
                 f"only {nargs} positional argument(s). Use an index below {nargs}."
             )
         out.append(a % nargs)
+    if len(set(out)) != len(out):
+        raise ValueError(
+            f"`{api}` was given argnums={argnums!r}, which names one argument twice. List "
+            "each argument once."
+        )
     return single, tuple(out)
 
 
@@ -139,6 +149,7 @@ def vjp(fun, *primals, has_aux=False, allow_int=False):
       >>> float(ct)
       1.0
     """
+    check_callable("vjp", fun)
     flat, in_tree = _flatten_args("vjp", primals)
     if not allow_int:
         for i, p in enumerate(primals):
@@ -232,6 +243,8 @@ def value_and_grad(fun, argnums=0, has_aux=False, allow_int=False):
 
 
 def _value_and_grad(fun, argnums, has_aux, allow_int, api):
+    check_callable(api, fun)
+
     @at_top_level
     @functools.wraps(fun)
     def wrapped(*args, **kwargs):
@@ -271,7 +284,13 @@ def _check_scalar_output(api, out):
             f"`{api}` needs a function with a single scalar output, but it returned a "
             f"{type(out).__name__}. If it returns `(loss, aux)`, pass `has_aux=True`."
         )
-    aval = get_aval(out)
+    try:
+        aval = get_aval(out)
+    except TypeError:
+        raise TypeError(
+            f"`{api}` needs a function with a real scalar output, but it returned "
+            f"{type(out).__name__} ({out!r:.40}). Return the loss as an array or a number."
+        ) from None
     if aval.shape != ():
         raise TypeError(
             _GRAD_OUTPUT_SHAPE.format(api=api, shape=aval.shape, dtype=aval.str_short())
@@ -281,10 +300,18 @@ def _check_scalar_output(api, out):
 
 
 def _check_grad_inputs(api, flat, in_tree, nums, allow_int):
-    if allow_int:
-        return
     for leaf in flat:
         dtype = get_aval(leaf).dtype
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            argnum = nums[0] if len(nums) == 1 else nums
+            raise TypeError(
+                f"`{api}` needs real inputs, but argument {argnum} has dtype {dtype}: the "
+                "gradient of a function of complex inputs is not defined without a "
+                "convention. Differentiate the real and imaginary parts as separate real "
+                "arguments, or use `ft.vjp` / `ft.jvp`, which accept complex values."
+            )
+        if allow_int:
+            continue
         if not is_inexact(dtype):
             argnum = nums[0] if len(nums) == 1 else nums
             raise TypeError(_GRAD_INPUT_DTYPE.format(api=api, argnum=argnum, dtype=dtype))
@@ -346,6 +373,7 @@ def jvp(fun, primals, tangents, has_aux=False):
       >>> float(y), float(t)
       (0.0, 2.0)
     """
+    check_callable("jvp", fun)
     for name, v in (("primals", primals), ("tangents", tangents)):
         if not isinstance(v, (tuple, list)):
             raise TypeError(
@@ -432,6 +460,7 @@ def linearize(fun, *primals):
       >>> float(f_jvp(3.0))
       3.0
     """
+    check_callable("linearize", fun)
     from .graph import Graph, GraphTrace
 
     flat, in_tree = _flatten_args("linearize", primals)

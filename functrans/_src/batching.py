@@ -20,7 +20,7 @@ import functools
 
 import jax
 
-from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main
+from .core import ShapedArray, Trace, Tracer, check_callable, get_aval, is_python_scalar, new_main
 from .lazy import at_top_level
 
 tree_flatten = jax.tree_util.tree_flatten
@@ -178,6 +178,7 @@ def vmap(fun, in_axes=0, out_axes=0):
       >>> ft.vmap(lambda x, y: fnp.dot(x, y), in_axes=(0, None))(jnp.eye(2), jnp.array([3., 4.]))
       Array([3., 4.], dtype=float32)
     """
+    check_callable("vmap", fun)
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # as JAX: a list of axes means one per argument
     if not (in_axes is None or isinstance(in_axes, (int, tuple))):

@@ -14,7 +14,7 @@ import functools
 import jax
 
 from .api import _finish, _flatten_args
-from .core import Primitive, get_aval, is_inexact, new_main
+from .core import Primitive, check_callable, get_aval, is_inexact, new_main
 from .graph import Graph, GraphTrace
 from .jvp import jvp_flat
 from .vjp import vjp_flat
@@ -117,6 +117,7 @@ def checkpoint(fun, *, prevent_cse=True, policy=None, static_argnums=()):
       >>> round(float(ft.grad(f)(1.0)), 6)
       0.360039
     """
+    check_callable("checkpoint", fun)
     if policy is not None:
         raise NotImplementedError(
             "`ft.checkpoint` does not support saving policies yet: it always saves only the "

@@ -110,6 +110,15 @@ def get_aval(x) -> ShapedArray:
     )
 
 
+def check_callable(api, fun):
+    """Raise at once when a transformation is handed something it cannot call."""
+    if not callable(fun):
+        raise TypeError(
+            f"`{api}` expects a callable as its first argument, got {type(fun).__name__} "
+            f"instead: {fun!r:.60}. Pass the function itself, e.g. `ft.{api}(f)(x)`."
+        )
+
+
 def is_inexact(dtype) -> bool:
     return jnp.issubdtype(dtype, jnp.inexact)
 

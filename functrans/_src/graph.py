@@ -17,7 +17,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from .algebra import AlgebraTable
-from .core import ShapedArray, Trace, Tracer, get_aval, is_python_scalar, new_main, no_staging
+from .core import (
+    ShapedArray,
+    Trace,
+    Tracer,
+    check_callable,
+    get_aval,
+    is_python_scalar,
+    new_main,
+    no_staging,
+)
 from .cse import CSECache
 
 
@@ -489,6 +498,7 @@ def make_graph(fun, static_argnums=()):
         return (b)
       }
     """
+    check_callable("make_graph", fun)
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
 
     @functools.wraps(fun)

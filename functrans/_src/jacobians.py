@@ -15,7 +15,7 @@ import numpy as np
 
 from .api import _flatten_args, _normalize_argnums, grad, jvp, vjp
 from .batching import vmap
-from .core import get_aval, is_inexact
+from .core import check_callable, get_aval, is_inexact
 from .lazy import at_top_level
 
 tree_flatten = jax.tree_util.tree_flatten
@@ -118,6 +118,7 @@ def jacfwd(fun, argnums=0, has_aux=False):
       Array([[2., 0.],
              [0., 4.]], dtype=float32)
     """
+    check_callable("jacfwd", fun)
 
     @at_top_level
     @functools.wraps(fun)
@@ -172,6 +173,7 @@ def jacrev(fun, argnums=0, has_aux=False):
       >>> ft.jacrev(lambda x: fnp.sum(x ** 2))(jnp.array([1.0, 2.0]))
       Array([2., 4.], dtype=float32)
     """
+    check_callable("jacrev", fun)
 
     @at_top_level
     @functools.wraps(fun)
@@ -221,6 +223,7 @@ def hessian(fun, argnums=0):
       Array([[ 6.,  0.],
              [ 0., 12.]], dtype=float32)
     """
+    check_callable("hessian", fun)
     return jacfwd(jacrev(fun, argnums), argnums)
 
 

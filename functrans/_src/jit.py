@@ -14,7 +14,7 @@ import functools
 import jax
 
 from .api import _flatten_args
-from .core import Tracer, get_aval, new_main
+from .core import Tracer, check_callable, get_aval, new_main
 from .graph import Graph, GraphTrace
 
 
@@ -67,6 +67,7 @@ def jit(fun, static_argnums=()):
       >>> round(float(d2(0.5)), 6)
       -0.726862
     """
+    check_callable("jit", fun)
     cache: dict = {}
 
     @functools.wraps(fun)
