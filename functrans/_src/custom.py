@@ -270,6 +270,8 @@ class custom_jvp(_CustomFunction):  # noqa: N801  (named as JAX's)
                 )
             if len(t_leaves) != len(out_leaves):
                 t_leaves = [None] * len(out_leaves)
+            for i, (t, o) in enumerate(zip(t_leaves, out_leaves)):
+                _check_rule_shape("custom_jvp", "JVP rule", "tangent", i, t, o)
             return out_leaves, [_as_value(x, o) for x, o in zip(t_leaves, out_leaves)]
 
         outs = custom_jvp_call_p.bind(*leaves, fun=flat_fun, jvp=flat_jvp)
@@ -278,6 +280,19 @@ class custom_jvp(_CustomFunction):  # noqa: N801  (named as JAX's)
                 jax.eval_shape(flat_fun, *[jax.ShapeDtypeStruct(
                     get_aval(x).shape, get_aval(x).dtype) for x in leaves])  # fmt: skip
         return tree_unflatten(holder["tree"], list(outs))
+
+
+def _check_rule_shape(api, rule, what, i, value, like):
+    """A rule's tangent or cotangent must have the shape of the value it belongs to."""
+    if value is None:
+        return
+    got, want = get_aval(value).shape, get_aval(like).shape
+    if got != want:
+        raise ValueError(
+            f"The `{api}` {rule} returned a {what} of shape {got} for leaf {i}, whose value "
+            f"has shape {want}. Return {what}s with exactly the shapes of the values they "
+            "belong to (reduce or broadcast them in the rule)."
+        )
 
 
 # =============================================================================================
@@ -428,6 +443,8 @@ class custom_vjp(_CustomFunction):  # noqa: N801  (named as JAX's)
                             f"{c_tree} for an argument of structure {arg_tree}."
                         )
                 flat.extend(c_leaves)
+            for i, (c, x) in enumerate(zip(flat, leaves)):
+                _check_rule_shape("custom_vjp", "bwd rule", "cotangent", i, c, x)
             return [_as_value(c, x) for c, x in zip(flat, leaves)]
 
         outs = custom_vjp_call_p.bind(*leaves, fun=flat_fun, fwd=flat_fwd, bwd=flat_bwd)
