@@ -711,6 +711,8 @@ def vdot(a, b):
 
 
 def inner(a, b):
+    if ndim(a) == 0 or ndim(b) == 0:
+        return multiply(a, b)  # as NumPy: the inner product with a scalar is a product
     return tensordot(a, b, axes=([-1], [-1]))
 
 
