@@ -37,6 +37,16 @@ CASES = {
         ((3,),),
         ("ft.jit(hvp)",),
     ),
+    # `np.inner` of an array and a 0-d value is a product in NumPy; functrans' `inner` took
+    # the last axis of the scalar and failed with a ZeroDivisionError (seed 100038).
+    "inner_with_a_scalar": (
+        """def prog(np, nn, lax, x0, x1):
+    v0 = x1[np.array([0]), None, :]
+    return [np.inner(v0, x0), np.inner(x0, x1)]
+""",
+        ((), (2, 3)),
+        ("value", "grad", "jvp", "order2_rr"),
+    ),
 }
 
 
