@@ -6,11 +6,20 @@ structures, shapes and dtypes agree, so a test cannot pass by accident on a wron
 a silently broadcast result.
 """
 
+import os
+
 import jax
 import numpy as np
 import pytest
 
+from functrans._src import lazy
+
 jax.config.update("jax_enable_x64", True)
+
+# Eager transformations compile each new recording with XLA by default (`lazy.py`). The suite
+# checks the rules themselves op by op, which halves its time; `tests/test_lazy.py` covers the
+# compiled eager mode, and `FUNCTRANS_LAZY=1 python -m pytest` runs everything in it.
+lazy.enabled = os.environ.get("FUNCTRANS_LAZY", "0") != "0"
 
 SEED = 0
 
