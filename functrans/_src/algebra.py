@@ -132,8 +132,8 @@ class AlgebraTable:
 
     def _operand(self, x, is_own):
         if is_python_scalar(x):
-            if type(x) is bool:
-                return None
+            if type(x) is bool or (type(x) is complex and x.imag != 0):
+                return None  # coefficients are real: a complex literal is not algebraic here
             return {(): float(x.real if isinstance(x, complex) else x)} if x != 0 else {}
         p = self.poly_of.get(id(x))
         if p is not None:

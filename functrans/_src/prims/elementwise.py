@@ -267,7 +267,20 @@ logistic_p = unary("logistic", jax.nn.sigmoid, lambda x, y: mul(y, sub(1, y)))
 erf_p = unary(
     "erf", jax.scipy.special.erf, lambda x, y: mul(2 / math.sqrt(math.pi), exp(neg(mul(x, x))))
 )
-abs_p = unary("abs", jnp.abs, lambda x, y: select(ge_p.bind(x, 0), 1.0, -1.0))  # 1 at 0, as JAX
+
+
+def _abs_deriv(x, y):
+    if jnp.issubdtype(dtype_of(x), jnp.complexfloating):
+        # |z| is not holomorphic; its derivative needs `real`/`conj`, which functrans lacks.
+        raise NotImplementedError(
+            "The derivative of `abs` of a complex value is not supported yet (functrans has no "
+            "`real`/`conj` primitives). Write it as `sqrt(x.real**2 + x.imag**2)` on real "
+            "inputs, or differentiate this function with JAX."
+        )
+    return select(ge_p.bind(x, 0), 1.0, -1.0)  # 1 at 0, as JAX
+
+
+abs_p = unary("abs", jnp.abs, _abs_deriv)
 sign_p = unary("sign", jnp.sign)
 floor_p = unary("floor", jnp.floor)
 ceil_p = unary("ceil", jnp.ceil)
