@@ -124,7 +124,8 @@ class LazyTrace(Trace):
         if wanted:
             values = _run(self.eqns, self.known, wanted)
             self.known.update(zip(wanted, values))
-        return [self.known[t.var] for t in tracers]
+        # An input asked for as such is handed out as a JAX array, as in op-by-op mode.
+        return [_on_device(self.known[t.var]) for t in tracers]
 
 
 _SCALAR_TYPES = (bool, int, float, complex)
@@ -290,6 +291,21 @@ def clear_cache():
 
 
 def _device(x):
+    """An input as the compiled program will take it.
+
+    NumPy arrays stay on the host: `jax.jit` transfers them in its C++ dispatch path for
+    less than `jnp.asarray` costs in Python (which dominated small eager calls). Only a
+    dtype that JAX would change (float64 without x64) is converted here, so the recorded
+    abstract value is the one the program sees.
+    """
+    if isinstance(x, np.ndarray) and (
+        not x.flags.c_contiguous or jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype
+    ):
+        return jnp.asarray(x)
+    return x
+
+
+def _on_device(x):
     return jnp.asarray(x) if isinstance(x, np.ndarray) else x
 
 

@@ -665,7 +665,13 @@ def diagonal(a):
 
 
 def _as_array(a):
-    return a if isinstance(a, Tracer) else asarray(a)
+    # A NumPy operand whose dtype JAX keeps is a valid operand as it is: converting it here
+    # would cost a JAX dispatch on every call (a constant weight matrix in an eager loop).
+    if isinstance(a, Tracer) or (
+        type(a) is _np.ndarray and jax.dtypes.canonicalize_dtype(a.dtype) == a.dtype
+    ):
+        return a
+    return asarray(a)
 
 
 def matmul(a, b):
