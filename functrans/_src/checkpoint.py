@@ -82,6 +82,7 @@ checkpoint_p.jvp = _jvp
 checkpoint_p.vjp = _vjp
 checkpoint_p.batch = _batch
 checkpoint_p.inline = _inline
+checkpoint_p.primal_body = _inline
 
 
 def _closed_graph(fun, leaves, in_tree):

@@ -157,6 +157,9 @@ class Primitive:
         self.vjp = None
         self.batch = None
         self.inline = None  # for primitives holding a graph: evaluate it by binding its body
+        # for primitives holding functions: compute the primal result by binding the body's
+        # primitives, where no transformation is left to use the held rules (eager recording)
+        self.primal_body = None
         # for primitives holding functions (custom rules): `(in_avals, **params) -> {name:
         # Graph}`, traced only to print them nested
         self.subgraphs = None

@@ -157,6 +157,7 @@ def _cjvp_batch(vals, dims, *, fun, jvp):
 
 
 custom_jvp_call_p.impl = _cjvp_impl
+custom_jvp_call_p.primal_body = lambda *args, fun, jvp: list(fun(*args))
 custom_jvp_call_p.abstract_eval = _abstract_eval(custom_jvp_call_p)
 custom_jvp_call_p.jvp = _cjvp_jvp
 custom_jvp_call_p.vjp = _closure_guard("custom_jvp", _cjvp_vjp)
@@ -370,6 +371,7 @@ def _cvjp_subgraphs(avals, *, fun, fwd, bwd):
 custom_jvp_call_p.subgraphs = _cjvp_subgraphs
 custom_vjp_call_p.subgraphs = _cvjp_subgraphs
 custom_vjp_call_p.impl = _cvjp_impl
+custom_vjp_call_p.primal_body = lambda *args, fun, fwd, bwd: list(fun(*args))
 custom_vjp_call_p.abstract_eval = _abstract_eval(custom_vjp_call_p)
 custom_vjp_call_p.jvp = _cvjp_jvp
 custom_vjp_call_p.vjp = _closure_guard("custom_vjp", _cvjp_vjp)

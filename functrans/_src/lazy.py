@@ -16,9 +16,11 @@ The user's Python runs on every call, so control flow and side effects behave as
 mode; only the compiled program is reused. The cache key is the full structure of the
 recorded equations: primitive, operand numbering, literal values with their types, every
 parameter and every abstract value, so two recordings share an executable only if they are
-the same program. Parameters that cannot be keyed exactly (functions, graphs, arrays held by
-custom rules and `checkpoint`) make the recording uncacheable; it is then evaluated operation
-by operation as before, which is correct but not faster.
+the same program. Graphs held by control flow are keyed by their structure (and baked
+constants by value); custom rules and `checkpoint` are recorded through their primal body,
+which is all that is left to compute at the bottom of the stack. A parameter that still
+cannot be keyed exactly makes the recording uncacheable; it is then evaluated operation by
+operation, which is correct but not faster.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core import Trace, Tracer, _state, get_aval, is_inexact, new_main
-from .graph import Eqn, Lit, Var, abstract_eval
+from .graph import Eqn, Graph, Lit, Var, abstract_eval
 
 CACHE_SIZE = 512
 
@@ -111,6 +113,11 @@ class LazyTrace(Trace):
         try:
             pkey = _param_key(params)
         except _Uncacheable:
+            if prim.primal_body is not None:
+                # At the bottom of the stack only the primal computation is left (custom
+                # rules and rematerialization were for the transformations above): record
+                # its body, which can be keyed, instead of an opaque call.
+                return prim.primal_body(*args, **params)
             pkey = None
         avals = _avals_out(prim, args, params, pkey)
         outs = [LazyTracer(self, av, Var(av)) for av in avals]
@@ -176,7 +183,41 @@ def _static_key(v):
         return (t, v)
     if isinstance(v, np.generic):
         return (t, v.dtype, v.tobytes())
+    if t is Graph:
+        return (t, _graph_key(v))
     raise _Uncacheable
+
+
+_MAX_KEYED_CONST = 4096  # elements: a graph constant larger than this is not keyed by value
+
+
+def _graph_key(graph):
+    """The exact structure of a graph held by a primitive (a `cond` branch, a `scan` body).
+
+    Control flow traces its bodies afresh on every call, so the graphs are new objects with
+    the same structure; keying them by structure lets the recording be compiled once.
+    Constants baked into a graph are part of its meaning, so they are keyed by value.
+    """
+    num, parts = {}, []
+    for v in (*graph.const_vars, *graph.in_vars):
+        num[v] = len(num)
+        parts.append(v.aval)
+    for c in graph.const_vals:
+        if isinstance(c, Tracer) or np.size(c) > _MAX_KEYED_CONST:
+            raise _Uncacheable
+        c = np.asarray(c)
+        parts.append((c.dtype, c.shape, c.tobytes()))
+
+    def operand(a):
+        return (type(a.val), repr(a.val)) if type(a) is Lit else num[a]
+
+    for eqn in graph.eqns:
+        ins = tuple(map(operand, eqn.inputs))
+        for o in eqn.outputs:
+            num[o] = len(num)
+        parts.append((eqn.prim, ins, _param_key(eqn.params), tuple(o.aval for o in eqn.outputs)))
+    parts.append(tuple(map(operand, graph.outs)))
+    return tuple(parts)
 
 
 def _param_key(params):
