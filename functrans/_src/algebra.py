@@ -117,7 +117,9 @@ def _degree(p):
 
 
 def _freeze(p):
-    return tuple(sorted(p.items()))
+    # A set, not a sorted tuple: hashing is linear, while sorting compared monomials
+    # element by element and was the largest single cost of recording a nested gradient.
+    return frozenset(p.items())
 
 
 class AlgebraTable:
