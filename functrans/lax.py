@@ -38,3 +38,59 @@ def pad(operand, padding_value, padding_config):
 
 def select(pred, on_true, on_false):
     return _ew.select(pred, on_true, on_false)
+
+
+def dynamic_slice(operand, start_indices, slice_sizes):
+    """A slice of static size `slice_sizes` starting at (possibly traced) `start_indices`.
+
+    As `jax.lax.dynamic_slice`: starts are clamped so that the slice lies inside `operand`.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> f = lambda x, i: fnp.sum(ft.lax.dynamic_slice(x, (i,), (2,)) ** 2)
+      >>> [float(g) for g in ft.grad(f)(fnp.arange(4.0), 1)]
+      [0.0, 2.0, 4.0, 0.0]
+    """
+    from ._src.from_jax_rules import _dynamic_slice
+
+    starts = _starts(operand, start_indices, "dynamic_slice")
+    return _dynamic_slice(operand, *starts, slice_sizes=tuple(slice_sizes))
+
+
+def dynamic_update_slice(operand, update, start_indices):
+    """`operand` with `update` written at (possibly traced) `start_indices`, clamped to fit.
+
+    As `jax.lax.dynamic_update_slice`; differentiable in `operand` and `update`.
+    """
+    from ._src.from_jax_rules import _dynamic_update_slice
+
+    starts = _starts(operand, start_indices, "dynamic_update_slice")
+    return _dynamic_update_slice(operand, update, *starts)
+
+
+def _starts(operand, start_indices, name):
+    import numpy as np
+
+    from ._src.core import get_aval
+
+    starts = list(start_indices)
+    ndim = get_aval(operand).ndim
+    if len(starts) != ndim:
+        raise ValueError(
+            f"`ft.lax.{name}` expects one start index per axis of the operand ({ndim}), got "
+            f"{len(starts)} instead."
+        )
+    shape = get_aval(operand).shape
+    out = []
+    for s, n in zip(starts, shape):
+        if not np.issubdtype(get_aval(s).dtype, np.integer):
+            raise TypeError(
+                f"`ft.lax.{name}` expects integer start indices, got {get_aval(s).str_short()} "
+                "instead. Convert them with `.astype(int)` (or `fnp.int32`)."
+            )
+        # Negative starts count from the end, as in `jax.lax` (then clamping applies).
+        if isinstance(s, int):
+            out.append(s + n if s < 0 else s)
+        else:
+            out.append(_ew.select(s < 0, s + n, s))
+    return out

@@ -566,3 +566,40 @@ def test_stable_derivatives_at_the_edges_match_jax(name, f, x):
     fj = lambda x: f(jnp, jax.nn, x)
     for ours, theirs in [(ff, fj), (ft.grad(ff), jax.grad(fj)), (ft.hessian(ff), jax.hessian(fj))]:
         np.testing.assert_allclose(ours(x), theirs(x), atol=1e-12, equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# ft.lax.dynamic_slice / dynamic_update_slice against jax.lax (negative and clamped starts)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("starts", [(0, 1), (2, 3), (-1, 5)])
+def test_dynamic_slice_and_update_match_jax(starts):
+    x = jnp.arange(12.0).reshape(3, 4) / 7.0
+    u = jnp.full((2, 2), 0.5)
+
+    def f(lax, np_):
+        def fun(x, u):
+            window = lax.dynamic_slice(x, starts, (2, 2))
+            updated = lax.dynamic_update_slice(x, u * window, starts)
+            return np_.sum(np_.sin(updated) * x) + np_.sum(window**3)
+
+        return fun
+
+    ours, theirs = f(ft.lax, fnp), f(jax.lax, jnp)
+    assert_close(ours(x, u), theirs(x, u))
+    assert_close(ft.grad(ours, argnums=(0, 1))(x, u), jax.grad(theirs, argnums=(0, 1))(x, u))
+    assert_close(ft.hessian(ours)(x, u), jax.hessian(theirs)(x, u))
+    idx = jnp.array([-3, -1, 0, 2])  # traced starts under vmap
+    assert_close(
+        ft.vmap(lambda i: ft.lax.dynamic_slice(x, (i, 1), (2, 3)))(idx),
+        jax.vmap(lambda i: jax.lax.dynamic_slice(x, (i, 1), (2, 3)))(idx),
+    )
+
+
+def test_dynamic_slice_errors_name_the_fix():
+    x = jnp.ones((3, 4))
+    with pytest.raises(ValueError, match="one start index per axis"):
+        ft.lax.dynamic_slice(x, (0,), (2, 2))
+    with pytest.raises(TypeError, match="integer start indices"):
+        ft.lax.dynamic_slice(x, (0.5, 0), (2, 2))

@@ -329,7 +329,8 @@ def parse_index(idx):
                 if v is not None and _static_int(v) is None:
                     raise IndexError(
                         f"Slice bounds must be static Python integers, got {item!r}. Use "
-                        "`ft.lax.dynamic_slice` for traced bounds."
+                        "`ft.lax.dynamic_slice(x, starts, sizes)` for traced starts (the "
+                        "sizes stay static)."
                     )
             indexer.append(("s", *[None if v is None else int(v) for v in parts]))
         else:
