@@ -7,6 +7,18 @@ from ._src.prims import elementwise as _ew
 from ._src.prims import linalg as _la
 from ._src.prims import structural as _st
 from ._src.prims.conv import conv, conv_general_dilated
+from ._src.prims.special import (
+    bessel_i0e,
+    bessel_i1e,
+    digamma,
+    erf_inv,
+    igamma,
+    igamma_grad_a,
+    igammac,
+    lgamma,
+    polygamma,
+    zeta,
+)
 
 
 def stop_gradient(x):

@@ -20,10 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core import Tracer, get_aval, is_inexact
+from .prims import bits
 from .prims import elementwise as ew
 from .prims import indexing as ix
 from .prims import linalg as la
 from .prims import reductions as red
+from .prims import sorting as so
+from .prims import special as sp
 from .prims import structural as st
 
 RULES: dict = {}
@@ -74,29 +77,37 @@ def _same_name_rule(prim):
 for _name in _SAME_NAME:
     register(_name)(_same_name_rule(ew.__dict__[f"{_name}_p"]))
 
+_SPECIAL = ["lgamma", "digamma", "polygamma", "erf_inv", "igamma", "igammac", "igamma_grad_a",
+            "zeta", "bessel_i0e", "bessel_i1e"]  # fmt: skip
+
+for _name in _SPECIAL:
+    register(_name)(_same_name_rule(sp.__dict__[f"{_name}_p"]))
+
+for _name in ["shift_left", "shift_right_arithmetic", "shift_right_logical", "population_count",
+              "clz"]:  # fmt: skip
+    register(_name)(_same_name_rule(bits.__dict__[f"{_name}_p"]))
+
+
+@register("bitcast_convert_type")
+def _bitcast_convert_type(x, *, new_dtype):
+    return bits.bitcast_convert_type(x, new_dtype)
+
 
 def _logical_or_bitwise(prim, bitwise):
-    # JAX's `and`/`or`/`xor`/`not` are bitwise on integers (random bit generators use them);
-    # functrans' are logical, so integers go to JAX, which is right while they carry no
-    # functrans value.
+    # JAX's `and`/`or`/`xor`/`not` are bitwise on integers; functrans' are logical, so
+    # integers take the bitwise primitives (integer results: no derivative, as in JAX).
     def rule(*args):
         if _dtype(args[0]) == np.bool_:
             return prim.bind(*args)
-        if any(isinstance(a, Tracer) for a in args):
-            raise NotImplementedError(
-                f"`ft.from_jax` interprets the bitwise `{prim.name}` of integers only outside "
-                "functrans transformations (for example in random-number code), got a traced "
-                "integer operand. Compute it outside the function given to `ft.from_jax`."
-            )
-        return bitwise(*args)
+        return bitwise.bind(*args)
 
     return rule
 
 
-register("and")(_logical_or_bitwise(ew.and_p, jax.lax.bitwise_and))
-register("or")(_logical_or_bitwise(ew.or_p, jax.lax.bitwise_or))
-register("xor")(_logical_or_bitwise(ew.xor_p, jax.lax.bitwise_xor))
-register("not")(_logical_or_bitwise(ew.not_p, jax.lax.bitwise_not))
+register("and")(_logical_or_bitwise(ew.and_p, bits.bitwise_and_p))
+register("or")(_logical_or_bitwise(ew.or_p, bits.bitwise_or_p))
+register("xor")(_logical_or_bitwise(ew.xor_p, bits.bitwise_xor_p))
+register("not")(_logical_or_bitwise(ew.not_p, bits.bitwise_not_p))
 
 
 def _is_int(x):
@@ -661,3 +672,35 @@ def _scatter_mul(x, indices, updates, **params):
 def _dynamic_update_slice(x, update, *starts):
     sizes = list(_shape(update))
     return _scatter_windows(x, update, list(starts), sizes, list(range(len(sizes))), [], "set")
+
+
+# =============================================================================================
+# Sorting: indices are primitives without derivative, values are gathered by them
+# =============================================================================================
+
+
+@register("sort")
+def _sort(*operands, dimension, is_stable, num_keys):
+    return so.sort(list(operands), dimension, is_stable, num_keys)
+
+
+@register("top_k")
+def _top_k(x, *, k, axis=-1, **params):
+    last = len(_shape(x)) - 1
+    axis = axis % (last + 1)
+    if axis != last:
+        x = st.moveaxis(x, axis, last)
+    values, indices = so.top_k(x, k)
+    if axis != last:
+        values, indices = st.moveaxis(values, last, axis), st.moveaxis(indices, last, axis)
+    return [values, indices]
+
+
+register("lt_to")(_same_name_rule(so.lt_to_p))
+register("le_to")(_same_name_rule(so.le_to_p))
+
+
+@register("unstack")
+def _unstack(x, *, axis):
+    n = _shape(x)[axis]
+    return [ix.getitem(x, (slice(None),) * axis + (i,)) for i in range(n)]

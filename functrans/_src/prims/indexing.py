@@ -146,7 +146,8 @@ def _zeros_like(x):
 # =============================================================================================
 
 gather_p = Primitive("gather")
-gather_p.impl = lambda x, *arrays, indexer: x[_rebuild(indexer, arrays)]
+# `jnp.asarray`: a NumPy operand indexed by traced index arrays must index as a JAX array
+gather_p.impl = lambda x, *arrays, indexer: jnp.asarray(x)[_rebuild(indexer, arrays)]
 gather_p.abstract_eval = lambda x, *arrays, indexer: _indexed_shape(x, arrays, indexer)
 gather_p.jvp = lambda primals, tangents, indexer: (
     gather(primals[0], primals[1:], indexer),
@@ -228,7 +229,9 @@ def _scatter_batcher(prim):
 
 
 scatter_add_p = Primitive("scatter_add")
-scatter_add_p.impl = lambda x, y, *arrays, indexer: x.at[_rebuild(indexer, arrays)].add(y)
+scatter_add_p.impl = lambda x, y, *arrays, indexer: (
+    jnp.asarray(x).at[_rebuild(indexer, arrays)].add(y)
+)
 scatter_add_p.abstract_eval = lambda x, y, *arrays, indexer: get_aval(x)
 
 
@@ -260,7 +263,7 @@ def scatter_add(x, y, arrays, indexer):
 # =============================================================================================
 
 scatter_p = Primitive("scatter")
-scatter_p.impl = lambda x, y, *arrays, indexer: x.at[_rebuild(indexer, arrays)].set(y)
+scatter_p.impl = lambda x, y, *arrays, indexer: jnp.asarray(x).at[_rebuild(indexer, arrays)].set(y)
 scatter_p.abstract_eval = lambda x, y, *arrays, indexer: get_aval(x)
 
 
