@@ -16,6 +16,7 @@ derivative wherever the function is differentiable.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -346,3 +347,46 @@ def _scan(*args, jaxpr, num_consts, num_carry, length, reverse, **params):
 
     carry, ys = scan(step, init, xs, length=length, reverse=reverse)
     return [*carry, *ys]
+
+
+@register("custom_linear_solve")
+def _custom_linear_solve(*args, const_lengths, jaxprs):
+    """`x` with `matvec(x) = b`, through an explicit matrix and functrans' `solve`.
+
+    JAX's `solve` jaxpr works on factors of a matrix computed under `stop_gradient` (its
+    derivatives come from implicit differentiation of `matvec`), so evaluating it would lose
+    the derivative in the matrix. Instead the linear map is materialized column by column
+    (one batched `matvec`), which keeps every dependence on traced values, and solved with
+    the `solve` primitive, whose rules hold at every order.
+    """
+    from .batching import vmap
+    from .prims import linalg as la
+    from .prims import structural as st
+
+    matvec = jaxprs.matvec
+    n_consts = const_lengths.matvec
+    consts = list(args[:n_consts])
+    b = list(args[sum(const_lengths) :])
+    x_avals = matvec.in_avals[n_consts:]
+    sizes = [math.prod(av.shape) for av in x_avals]
+    total = sum(sizes)
+    dtype = jnp.result_type(*(av.dtype for av in x_avals))
+
+    def flat(leaves):
+        return st.concatenate([st.reshape(v, (math.prod(get_aval(v).shape),)) for v in leaves], 0)
+
+    def apply(e):  # matvec of one flat vector
+        leaves, start = [], 0
+        for av, size in zip(x_avals, sizes):
+            piece = st.reshape(ew.convert_element_type(e[start : start + size], av.dtype), av.shape)
+            leaves.append(piece)
+            start += size
+        return flat(eval_closed(matvec, [*consts, *leaves], "custom_linear_solve"))
+
+    columns = vmap(apply)(np.eye(total, dtype=dtype))  # row j is matvec(e_j)
+    x = la.solve(la.mT(columns), st.reshape(flat(b), (total, 1)))
+    outs, start = [], 0
+    for av, size in zip(x_avals, sizes):
+        outs.append(st.reshape(x[start : start + size, 0], av.shape))
+        start += size
+    return outs

@@ -704,3 +704,19 @@ register("le_to")(_same_name_rule(so.le_to_p))
 def _unstack(x, *, axis):
     n = _shape(x)[axis]
     return [ix.getitem(x, (slice(None),) * axis + (i,)) for i in range(n)]
+
+
+@register("lu")
+def _lu(a):
+    return list(la.lu(a))
+
+
+@register("lu_pivots_to_permutation")
+def _lu_pivots_to_permutation(pivots, *, permutation_size):
+    return la.lu_pivots_to_permutation_p.bind(pivots, permutation_size=permutation_size)
+
+
+@register("device_put")
+def _device_put(*xs, **params):
+    # Placement is `jax.jit`'s business once the program is compiled; values pass through.
+    return list(xs)

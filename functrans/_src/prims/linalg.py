@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
-from .elementwise import add_any, broadcast_to, mul, neg, select, shape_of, sub
+from .elementwise import add, add_any, broadcast_to, mul, neg, select, shape_of, sub
 from .structural import batch_size, batch_to_front, moveaxis, reshape, transpose
 
 # =============================================================================================
@@ -338,3 +338,101 @@ slogdet_p.batch = _leading_batch(slogdet_p)
 
 def slogdet(a):
     return slogdet_p.bind(a)
+
+
+# =============================================================================================
+# lu(a) -> (packed L\U, pivots, permutation) with a[permutation] = L U, L unit lower triangular
+# =============================================================================================
+
+lu_p = Primitive("lu", multiple_results=True)
+lu_p.impl = lambda a: tuple(jax.lax.linalg.lu(a))
+
+
+def _lu_aval(a):
+    aval = get_aval(a)
+    if len(aval.shape) < 2 or aval.shape[-1] != aval.shape[-2]:
+        raise NotImplementedError(
+            f"functrans' `lu` supports square matrices (with leading batch axes), got shape "
+            f"{aval.shape} instead."
+        )
+    ints = ShapedArray(aval.shape[:-1], np.int32)
+    return [aval, ints, ints]
+
+
+def _lu_parts(lu):
+    """`(L, U)` from the packed factor."""
+    n = shape_of(lu)[-1]
+    dtype = get_aval(lu).dtype
+    strict = np.tril(np.ones((n, n), bool), -1)
+    lower = add(select(strict, lu, 0.0), np.eye(n, dtype=dtype))
+    upper = select(np.triu(np.ones((n, n), bool)), lu, 0.0)
+    return lower, upper
+
+
+def _perm_matrix(perm, dtype):
+    from .elementwise import convert_element_type, eq
+
+    n = shape_of(perm)[-1]
+    # P[i, j] = 1 where perm[i] == j, so (P a)[i] = a[perm[i]]
+    hit = eq(reshape(perm, (*shape_of(perm), 1)), np.arange(n, dtype=np.int32))
+    return convert_element_type(hit, dtype)
+
+
+def _right_solve_upper(upper, b, transpose):
+    """`b U^{-1}` (or `b U^{-T}`) through a left solve with the transpose."""
+    return mT(triangular_solve(upper, mT(b), lower=False, transpose_a=not transpose))
+
+
+def _lu_jvp(primals, tangents):
+    (a,), (ta,) = primals, tangents
+    lu, pivots, perm = lu_p.bind(a)
+    lower, upper = _lu_parts(lu)
+    pm = _perm_matrix(perm, get_aval(a).dtype)
+    # P da = dL U + L dU, so X = L^{-1} P da U^{-1} = L^{-1} dL + dU U^{-1}: its strictly
+    # lower part is L^{-1} dL (dL has a zero diagonal), its upper part dU U^{-1}.
+    x = _right_solve_upper(upper, triangular_solve(lower, matmul2(pm, ta), lower=True), False)
+    n = shape_of(a)[-1]
+    d_lower = matmul2(lower, select(np.tril(np.ones((n, n), bool), -1), x, 0.0))
+    d_upper = matmul2(select(np.triu(np.ones((n, n), bool)), x, 0.0), upper)
+    return [lu, pivots, perm], [add(d_lower, d_upper), None, None]
+
+
+def _lu_vjp(needs, cts, outs, a):
+    ct = cts[0]
+    if ct is None:
+        return (None,)
+    lu, _, perm = outs
+    lower, upper = _lu_parts(lu)
+    n = shape_of(a)[-1]
+    strict = np.tril(np.ones((n, n), bool), -1)
+    triu = np.triu(np.ones((n, n), bool))
+    # Transpose of the JVP: M = tril_(-1)(L^T C_L) + triu(C_U U^T), then a's cotangent is
+    # P^T L^{-T} M U^{-T}, with C_L, C_U the parts of the packed cotangent.
+    m = add(
+        select(strict, matmul2(mT(lower), select(strict, ct, 0.0)), 0.0),
+        select(triu, matmul2(select(triu, ct, 0.0), mT(upper)), 0.0),
+    )
+    r = _right_solve_upper(upper, triangular_solve(lower, m, lower=True, transpose_a=True), True)
+    return (matmul2(mT(_perm_matrix(perm, get_aval(a).dtype)), r),)
+
+
+lu_p.abstract_eval = _lu_aval
+lu_p.jvp = _lu_jvp
+lu_p.vjp = _lu_vjp
+lu_p.batch = _leading_batch(lu_p)
+
+
+def lu(a):
+    """`(lu, pivots, permutation)` as `jax.lax.linalg.lu`, for square matrices."""
+    return lu_p.bind(a)
+
+
+# The permutation of the rows that `lu`'s pivots (successive row swaps) amount to: integers.
+lu_pivots_to_permutation_p = Primitive("lu_pivots_to_permutation", differentiable=False)
+lu_pivots_to_permutation_p.impl = lambda pivots, *, permutation_size: (
+    jax.lax.linalg.lu_pivots_to_permutation(pivots, permutation_size)
+)
+lu_pivots_to_permutation_p.abstract_eval = lambda pivots, *, permutation_size: ShapedArray(
+    (*get_aval(pivots).shape[:-1], permutation_size), np.int32
+)
+lu_pivots_to_permutation_p.batch = _leading_batch(lu_pivots_to_permutation_p)
