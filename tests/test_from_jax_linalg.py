@@ -33,6 +33,11 @@ CASES = {
         + jnp.sum(jsl.solve_triangular(jnp.triu(a), B))
     ),
     "tensorsolve": lambda a: jnp.sum(jnp.linalg.tensorsolve(a, B[:, 0])),
+    "eigh": lambda a: (
+        jnp.sum(jnp.linalg.eigvalsh(a) ** 3)
+        + jnp.sum((lambda w, v: (v * jnp.sin(w)) @ v.T * B[:, :1])(*jnp.linalg.eigh(a)))
+    ),
+    "eigh_abs_vectors": lambda a: jnp.sum(jnp.abs(jnp.linalg.eigh(a @ a.T)[1]) * B[:, :1]),
     "cg_matrix_free": lambda a: jnp.sum(jax.scipy.sparse.linalg.cg(a @ a.T, B[:, 0], tol=1e-12)[0]),
 }
 
@@ -82,3 +87,14 @@ def test_lu_primitive_rules_match_jax():
         jax.grad(lambda a: jnp.sum(jnp.sin(lu_jax(a)) * w))(A),
     )
     ft.testing.check_grads(lambda a: ft.numpy.sum(lu_ft(a) * w), (A,), order=2)
+
+
+def test_functrans_numpy_eigh_matches_jax():
+    f = lambda np_: (
+        lambda a: (
+            np_.sum(np_.linalg.eigvalsh(a) ** 3)
+            + np_.sum(np_.abs(np_.linalg.eigh(a)[1]) * B[:, :1])
+        )
+    )
+    assert_close(ft.grad(f(ft.numpy))(A), jax.grad(f(jnp))(A))
+    assert_close(jax.jit(ft.hessian(f(ft.numpy)))(A), jax.jit(jax.hessian(f(jnp)))(A))

@@ -720,3 +720,13 @@ def _lu_pivots_to_permutation(pivots, *, permutation_size):
 def _device_put(*xs, **params):
     # Placement is `jax.jit`'s business once the program is compiled; values pass through.
     return list(xs)
+
+
+@register("eigh")
+def _eigh(a, *, lower=True, sort_eigenvalues=True, subset_by_index=None, **params):
+    if not sort_eigenvalues or subset_by_index not in (None, (0, _shape(a)[-1]), (0, -1)):
+        raise NotImplementedError(
+            "`ft.from_jax` supports `eigh` with sorted eigenvalues and no `subset_by_index`, "
+            f"got sort_eigenvalues={sort_eigenvalues}, subset_by_index={subset_by_index}."
+        )
+    return list(la.eigh(a, lower))

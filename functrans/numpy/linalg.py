@@ -1,4 +1,5 @@
-"""`functrans.numpy.linalg`: `norm`, `solve`, `inv`, `det`, `slogdet`, `cholesky`."""
+"""`functrans.numpy.linalg`: `norm`, `solve`, `inv`, `det`, `slogdet`, `cholesky`, `eigh`,
+`eigvalsh`."""
 
 from __future__ import annotations
 
@@ -68,6 +69,34 @@ def det(a):
 
 def cholesky(a):
     return la.cholesky(_square(a, "cholesky"))
+
+
+def eigh(a, UPLO=None, symmetrize_input=True):  # noqa: N803  (NumPy's argument name)
+    """Eigenvalues (ascending) and eigenvectors of symmetric matrices, as `jnp.linalg.eigh`.
+
+    Returns `(w, v)` with `a = v @ diag(w) @ v.T`. Derivatives assume distinct eigenvalues
+    (as JAX's do); the sign of each eigenvector is arbitrary, so differentiate quantities
+    that do not depend on it.
+
+    Example:
+      >>> import functrans as ft, functrans.numpy as fnp
+      >>> a = fnp.array([[2.0, 1.0], [1.0, 2.0]])
+      >>> [float(w) for w in fnp.linalg.eigh(a)[0]]
+      [1.0, 3.0]
+      >>> g = ft.grad(lambda a: fnp.linalg.eigvalsh(a)[1])(a)  # v v^T of the top pair
+      >>> [[round(float(x), 4) for x in row] for row in g]
+      [[0.5, 0.5], [0.5, 0.5]]
+    """
+    a = _square(a, "eigh")
+    if symmetrize_input:
+        a = ew.mul(ew.add(a, la.mT(a)), 0.5)
+    v, w = la.eigh(a, lower=UPLO is None or UPLO == "L")
+    return w, v
+
+
+def eigvalsh(a, UPLO=None):  # noqa: N803
+    """Eigenvalues (ascending) of symmetric matrices, as `jnp.linalg.eigvalsh`."""
+    return eigh(a, UPLO)[0]
 
 
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002

@@ -436,3 +436,72 @@ lu_pivots_to_permutation_p.abstract_eval = lambda pivots, *, permutation_size: S
     (*get_aval(pivots).shape[:-1], permutation_size), np.int32
 )
 lu_pivots_to_permutation_p.batch = _leading_batch(lu_pivots_to_permutation_p)
+
+
+# =============================================================================================
+# eigh(a) -> (v, w): a = v diag(w) v^T for symmetric a, eigenvalues ascending
+# =============================================================================================
+
+eigh_p = Primitive("eigh", multiple_results=True)
+eigh_p.impl = lambda a, *, lower: tuple(jax.lax.linalg.eigh(a, lower=lower, sort_eigenvalues=True))
+eigh_p.abstract_eval = lambda a, *, lower: [
+    get_aval(a),
+    ShapedArray(get_aval(a).shape[:-1], get_aval(a).dtype),
+]
+
+
+def _eigh_gaps(w):
+    """`F[i, j] = 1 / (w[j] - w[i])` off the diagonal, 0 on it (distinct eigenvalues)."""
+    from .elementwise import div
+    from .structural import reshape
+
+    n = shape_of(w)[-1]
+    eye = np.eye(n, dtype=bool)
+    gaps = sub(reshape(w, (*shape_of(w)[:-1], 1, n)), reshape(w, (*shape_of(w), 1)))
+    return select(eye, 0.0, div(1.0, select(eye, 1.0, gaps)))
+
+
+def _diag_part(x):
+    from .reductions import reduce_sum
+
+    n = shape_of(x)[-1]
+    nd = len(shape_of(x))
+    return reduce_sum(mul(x, np.eye(n, dtype=get_aval(x).dtype)), (nd - 1,))
+
+
+def _eigh_jvp(primals, tangents, *, lower):
+    (a,), (ta,) = primals, tangents
+    v, w = eigh_p.bind(a, lower=lower)
+    # With a = v diag(w) v^T: dw = diag(v^T da v), dv = v (F o (v^T da v)).
+    inner = matmul2(mT(v), matmul2(ta, v))
+    return [v, w], [matmul2(v, mul(_eigh_gaps(w), inner)), _diag_part(inner)]
+
+
+def _eigh_vjp(needs, cts, outs, a, *, lower):
+    from .structural import reshape
+
+    ct_v, ct_w = cts
+    v, w = outs
+    n = shape_of(a)[-1]
+    middle = None
+    if ct_v is not None:
+        middle = mul(_eigh_gaps(w), matmul2(mT(v), ct_v))
+    if ct_w is not None:
+        diag = mul(reshape(ct_w, (*shape_of(ct_w), 1)), np.eye(n, dtype=get_aval(a).dtype))
+        middle = diag if middle is None else add(middle, diag)
+    if middle is None:
+        return (None,)
+    return (matmul2(v, matmul2(middle, mT(v))),)  # the transpose: v (diag(ct_w) + F o v^T ct_v) v^T
+
+
+eigh_p.jvp = _eigh_jvp
+eigh_p.vjp = _eigh_vjp
+eigh_p.batch = _leading_batch(eigh_p)
+
+
+def eigh(a, lower=True):
+    """`(v, w)` with `a = v diag(w) v^T`, eigenvalues ascending (`a` symmetric).
+
+    Derivatives assume distinct eigenvalues, as JAX's do.
+    """
+    return eigh_p.bind(a, lower=bool(lower))
