@@ -106,3 +106,17 @@ def _starts(operand, start_indices, name):
         else:
             out.append(_ew.select(s < 0, s + n, s))
     return out
+
+
+def complex(x, y):  # noqa: A001  (jax.lax's name)
+    """`x + i y` from real arrays, as `jax.lax.complex` (differentiable in both)."""
+    from ._src.prims.complex import complex_
+
+    return complex_(x, y)
+
+
+def fft(x, fft_type, fft_lengths):
+    """`jax.lax.fft`: `fft_type` "FFT", "IFFT", "RFFT" or "IRFFT" over the trailing axes."""
+    from ._src.prims.fft import fft as _fft
+
+    return _fft(x, fft_type, fft_lengths)

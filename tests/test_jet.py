@@ -9,6 +9,7 @@ from jax.experimental.jet import jet as jax_jet
 import functrans as ft
 import functrans.nn as fnn
 import functrans.numpy as fnp
+from conftest import assert_close
 
 SCALAR = {
     "tanh": lambda np_, nn_, x: np_.tanh(x),
@@ -187,3 +188,39 @@ def test_every_differentiable_primitive_has_a_taylor_rule():
         if p.differentiable and name not in JET_RULES and p.inline is None
     )
     assert not missing, missing
+
+
+# Primitives whose Taylor rule nests forward derivatives (special functions, factorizations,
+# complex values), against nested `jax.jacfwd` along the path x + t.
+def _nested_jet_cases():
+    from functrans._src.prims import linalg as la
+
+    r = np.random.RandomState(0)
+    a = jnp.asarray(r.randn(3, 3) + 3 * np.eye(3))
+    d = jnp.asarray(r.randn(3, 3))
+    return [
+        (lambda x: ft.lax.lgamma(x + 2.0) * ft.lax.erf_inv(x / 3.0) + ft.lax.bessel_i1e(x),
+         lambda x: jax.lax.lgamma(x + 2.0) * jax.lax.erf_inv(x / 3.0) + jax.lax.bessel_i1e(x),
+         jnp.array([0.3, 0.7])),
+        (lambda x: fnp.abs(fnp.fft.fft(fnp.sin(x))) ** 2 + fnp.fft.rfft(x).imag.sum(),
+         lambda x: jnp.abs(jnp.fft.fft(jnp.sin(x))) ** 2 + jnp.fft.rfft(x).imag.sum(),
+         jnp.array([0.3, 0.7, -0.2, 1.1])),
+        (lambda x: la.lu(a + x[0] * d)[0] + fnp.linalg.eigvalsh(a @ a.T + x[0] * (d + d.T)),
+         lambda x: jax.lax.linalg.lu(a + x[0] * d)[0] + jnp.linalg.eigvalsh(a @ a.T + x[0] * (d + d.T)),
+         jnp.array([0.4])),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", range(3), ids=["special", "complex_fft", "lu_eigh"])
+def test_taylor_rules_by_nested_jvp(case):
+    f, g, x = _nested_jet_cases()[case]
+
+    @jax.jit
+    def expected(x):
+        d, out = (lambda t: g(x + t)), [g(x)]
+        for _ in range(3):
+            d = jax.jacfwd(d)
+            out.append(d(0.0))
+        return out
+
+    assert_close(jax.jit(ft.derivatives(f, 3))(x), expected(x))

@@ -339,8 +339,11 @@ def test_real_input_times_complex_constant_in_reverse_mode():
     assert_close(ours[1](X - 1j), theirs[1](X - 1j))
 
 
-def test_derivative_of_abs_of_complex_raises_instead_of_a_wrong_answer():
-    with pytest.raises(NotImplementedError, match="`abs` of a complex value"):
-        ft.vjp(lambda z: fnp.sum(fnp.abs(z)), X + 1j)[1](1.0)
-    with pytest.raises(NotImplementedError, match="`abs` of a complex value"):
-        ft.jvp(lambda z: fnp.abs(z), (X + 1j,), (X + 0j,))
+def test_derivative_of_abs_of_complex_matches_jax():  # it used to raise: no `real`/`conj` then
+    z = X + 1j * (X - 0.5)
+    ours = ft.vjp(lambda z: fnp.sum(fnp.abs(z) ** 3), z)[1](1.0)
+    theirs = jax.vjp(lambda z: jnp.sum(jnp.abs(z) ** 3), z)[1](1.0)
+    assert_close(ours, theirs)
+    assert_close(ft.jvp(fnp.abs, (z,), (X + 0.3j,)), jax.jvp(jnp.abs, (z,), (X + 0.3j,)))
+    zero = jnp.zeros(2, complex)  # 0 at the origin, as JAX
+    assert_close(ft.jvp(fnp.abs, (zero,), (zero + 1,)), jax.jvp(jnp.abs, (zero,), (zero + 1,)))

@@ -544,6 +544,17 @@ class Tracer(metaclass=_TracerType):
     def T(self):
         return _namespace().transpose(self)
 
+    @property
+    def real(self):
+        return _namespace().real(self)
+
+    @property
+    def imag(self):
+        return _namespace().imag(self)
+
+    def conj(self):
+        return _namespace().conj(self)
+
     def sum(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
         _refuse_numpy_call(self, out, "sum")
         return _namespace().sum(self, axis=axis, keepdims=keepdims, **kwargs)

@@ -21,7 +21,9 @@ import numpy as np
 
 from .core import Tracer, get_aval, is_inexact
 from .prims import bits
+from .prims import complex as cx
 from .prims import elementwise as ew
+from .prims import fft as fftm
 from .prims import indexing as ix
 from .prims import linalg as la
 from .prims import reductions as red
@@ -730,3 +732,33 @@ def _eigh(a, *, lower=True, sort_eigenvalues=True, subset_by_index=None, **param
             f"got sort_eigenvalues={sort_eigenvalues}, subset_by_index={subset_by_index}."
         )
     return list(la.eigh(a, lower))
+
+
+# =============================================================================================
+# Complex numbers and FFTs
+# =============================================================================================
+
+
+@register("real")
+def _real(x):
+    return cx.real(x)
+
+
+@register("imag")
+def _imag(x):
+    return cx.imag(x)
+
+
+@register("conj")
+def _conj(x, **params):
+    return cx.conj(x)
+
+
+@register("complex")
+def _complex(x, y):
+    return cx.complex_(x, y)
+
+
+@register("fft")
+def _fft(x, *, fft_type, fft_lengths):
+    return fftm.fft(x, fft_type, fft_lengths)

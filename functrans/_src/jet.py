@@ -384,6 +384,8 @@ def _pow_rule(K, full, series):
 
 def _abs_rule(K, full, series):
     (x,) = full
+    if jax.numpy.issubdtype(get_aval(x[0]).dtype, jax.numpy.complexfloating):
+        return _by_nested_jvp(ew.abs_p)(K, full, series)  # |z| is not a function of z alone
     s = ew.select(ew.ge_p.bind(x[0], 0), 1.0, -1.0)
     return [ew.abs_p.bind(x[0])] + [None if t is None else ew.mul(t, s) for t in x[1:]]
 
@@ -623,7 +625,89 @@ def _table():
     return t
 
 
-JET_RULES = _table()
+def _complex_rule(K, full, series):
+    from .prims import complex as cx
+
+    (x, y) = full
+    out = [cx.complex_p.bind(x[0], y[0])]
+    for k in range(1, K + 1):
+        if x[k] is None and y[k] is None:
+            out.append(None)
+            continue
+        re = x[k] if x[k] is not None else ew.mul(x[0], 0.0)
+        im = y[k] if y[k] is not None else ew.mul(y[0], 0.0)
+        out.append(cx.complex_p.bind(re, im))
+    return out
+
+
+def _by_nested_jvp(prim):
+    """A rule for any primitive with a JVP: Taylor coefficients of `prim(x(t))` by nested
+    forward differentiation along the path `x(t) = sum_k x_k t^k`.
+
+    Nesting costs more than the dedicated recurrences above (exponential in K instead of
+    quadratic), so it serves the primitives used rarely at high order: special functions,
+    matrix factorizations, complex embedding.
+    """
+    from .jvp import jvp_flat
+
+    def rule(K, full, series, **params):
+        ref = next(s[0] for s in full if is_inexact(get_aval(s[0]).dtype))
+        dtype = np.finfo(get_aval(ref).dtype).dtype
+
+        def path(t):
+            args = []
+            for s in full:
+                v = s[0]
+                for k in range(1, K + 1):
+                    if s[k] is not None:
+                        v = ew.add(v, ew.mul(s[k], ew.integer_pow(t, k)))
+                args.append(v)
+            out = prim.bind(*args, **params)
+            return list(out) if prim.multiple_results else [out]
+
+        def derivative(f):
+            def df(t):
+                outs, tangents, _ = jvp_flat(lambda ts: (f(ts[0]), None), [t], [np.ones((), dtype)])
+                return [
+                    d if d is not None else ew.mul(o, 0.0) if is_inexact(get_aval(o).dtype) else o
+                    for o, d in zip(outs, tangents)
+                ]
+
+            return df
+
+        zero = np.zeros((), dtype)
+        outs0 = path(zero)
+        columns, f = [], path
+        for k in range(1, K + 1):
+            f = derivative(f)
+            columns.append([ew.mul(d, 1.0 / math.factorial(k)) for d in f(zero)])
+        result = []
+        for i, o in enumerate(outs0):
+            if not is_inexact(get_aval(o).dtype):
+                result.append([o] + [None] * K)
+            else:
+                result.append([o] + [col[i] for col in columns])
+        return result if prim.multiple_results else result[0]
+
+    return rule
+
+
+def _more_rules(t):
+    from .prims import complex as cx
+    from .prims import fft as fftm
+    from .prims import special as sp
+
+    for prim in (cx.real_p, cx.imag_p, cx.conj_p, fftm.fft_p):
+        t[prim.name] = _bind_linear(prim)
+    t["complex"] = _complex_rule
+    for prim in (sp.lgamma_p, sp.digamma_p, sp.polygamma_p, sp.erf_inv_p, sp.igamma_p,
+                 sp.igammac_p, sp.igamma_grad_a_p, sp.zeta_p, sp.bessel_i0e_p, sp.bessel_i1e_p,
+                 la.lu_p, la.eigh_p):  # fmt: skip
+        t[prim.name] = _by_nested_jvp(prim)
+    return t
+
+
+JET_RULES = _more_rules(_table())
 
 
 # =============================================================================================

@@ -51,7 +51,7 @@ from .._src.prims import indexing as ix
 from .._src.prims import linalg as la
 from .._src.prims import reductions as red
 from .._src.prims import structural as st
-from . import linalg  # noqa: F401
+from . import fft, linalg  # noqa: F401
 
 ndarray = jax.Array
 
@@ -286,6 +286,36 @@ def abs(x):  # noqa: A001
 
 
 absolute = abs
+
+
+def real(x):
+    """The real part (a real array is returned as it is), as `jnp.real`."""
+    from .._src.prims import complex as cx
+
+    return cx.real(x if isinstance(x, Tracer) else asarray(x))
+
+
+def imag(x):
+    """The imaginary part (zeros for a real array), as `jnp.imag`."""
+    from .._src.prims import complex as cx
+
+    return cx.imag(x if isinstance(x, Tracer) else asarray(x))
+
+
+def conj(x):
+    """The complex conjugate (a real array is returned as it is), as `jnp.conj`."""
+    from .._src.prims import complex as cx
+
+    return cx.conj(x if isinstance(x, Tracer) else asarray(x))
+
+
+conjugate = conj
+
+
+def angle(z, deg=False):
+    """The argument of complex values (0 or pi for reals), as `jnp.angle`."""
+    out = arctan2(imag(z), real(z))
+    return multiply(out, 180 / math.pi) if deg else out
 
 
 def sign(x):

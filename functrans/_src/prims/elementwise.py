@@ -270,17 +270,53 @@ erf_p = unary(
 
 
 def _abs_deriv(x, y):
-    if jnp.issubdtype(dtype_of(x), jnp.complexfloating):
-        # |z| is not holomorphic; its derivative needs `real`/`conj`, which functrans lacks.
-        raise NotImplementedError(
-            "The derivative of `abs` of a complex value is not supported yet (functrans has no "
-            "`real`/`conj` primitives). Write it as `sqrt(x.real**2 + x.imag**2)` on real "
-            "inputs, or differentiate this function with JAX."
-        )
     return select(ge_p.bind(x, 0), 1.0, -1.0)  # 1 at 0, as JAX
 
 
 abs_p = unary("abs", jnp.abs, _abs_deriv)
+_abs_real_jvp, _abs_real_vjp = abs_p.jvp, abs_p.vjp
+
+
+def _abs_aval(x):
+    aval = get_aval(x)
+    if jnp.issubdtype(aval.dtype, jnp.complexfloating):  # |z| is real
+        return ShapedArray(aval.shape, np.finfo(aval.dtype).dtype, aval.weak_type)
+    return aval
+
+
+abs_p.abstract_eval = _abs_aval
+
+
+def _complex_sign(z, out):
+    """`z / |z|`, and 0 where z = 0 (JAX's choice for the derivative of |z| there)."""
+    from .complex import complex_
+
+    zero = eq(out, 0.0)
+    safe = select(zero, 1.0, out)
+    unit = div(z, complex_(safe, mul(safe, 0.0)))
+    return select(zero, mul(z, 0.0), unit)
+
+
+def _abs_jvp(primals, tangents):
+    (z,), (t,) = primals, tangents
+    if not jnp.issubdtype(dtype_of(z), jnp.complexfloating):
+        return _abs_real_jvp(primals, tangents)
+    from .complex import conj, real
+
+    out = abs_p.bind(z)
+    return out, real(mul(conj(_complex_sign(z, out)), t))  # d|z| = Re(conj(z/|z|) dz)
+
+
+def _abs_vjp(needs, ct, out, z):
+    if not jnp.issubdtype(dtype_of(z), jnp.complexfloating):
+        return _abs_real_vjp(needs, ct, out, z)
+    from .complex import complex_, conj
+
+    # the transpose of t -> Re(conj(s) t): a real cotangent c goes to c * conj(s)
+    return (mul(complex_(ct, mul(ct, 0.0)), conj(_complex_sign(z, out))),)
+
+
+abs_p.jvp, abs_p.vjp = _abs_jvp, _abs_vjp
 sign_p = unary("sign", jnp.sign)
 floor_p = unary("floor", jnp.floor)
 ceil_p = unary("ceil", jnp.ceil)
@@ -349,6 +385,12 @@ def _convert_jvp(primals, tangents, new_dtype):
 
 
 def _convert_vjp(needs, ct, out, x, new_dtype):
+    if jnp.issubdtype(dtype_of(ct), jnp.complexfloating) and not jnp.issubdtype(
+        dtype_of(x), jnp.complexfloating
+    ):
+        from .complex import real
+
+        ct = real(ct)  # the transpose of embedding the reals in the complex plane
     return (convert_element_type(ct, dtype_of(x)),)
 
 
