@@ -38,6 +38,22 @@ CASES = {
         + jnp.sum((lambda w, v: (v * jnp.sin(w)) @ v.T * B[:, :1])(*jnp.linalg.eigh(a)))
     ),
     "eigh_abs_vectors": lambda a: jnp.sum(jnp.abs(jnp.linalg.eigh(a @ a.T)[1]) * B[:, :1]),
+    "svd_tall_and_wide": lambda a: (
+        jnp.sum(jnp.linalg.svdvals(a[:, :2]) ** 3)
+        + jnp.sum(
+            (lambda u, s, vt: (u * jnp.sin(s)) @ vt)(*jnp.linalg.svd(a[:2], full_matrices=False))
+        )
+    ),
+    "svd_abs_vectors_pinv": lambda a: (
+        jnp.sum(jnp.abs(jnp.linalg.svd(a, full_matrices=False)[0]))
+        + jnp.sum(jnp.linalg.pinv(a[:, :2]) ** 2)
+        + jnp.linalg.norm(a, 2)
+    ),
+    "qr_lstsq": lambda a: (
+        jnp.sum(jnp.abs(jnp.linalg.qr(a[:, :2])[0]) * 1.3)
+        + jnp.sum(jnp.abs(jnp.linalg.qr(a)[1]) ** 2)
+        + jnp.sum(jnp.linalg.lstsq(a[:, :2], B[:, 0])[0] ** 2)
+    ),
     "cg_matrix_free": lambda a: jnp.sum(jax.scipy.sparse.linalg.cg(a @ a.T, B[:, 0], tol=1e-12)[0]),
 }
 
@@ -98,3 +114,19 @@ def test_functrans_numpy_eigh_matches_jax():
     )
     assert_close(ft.grad(f(ft.numpy))(A), jax.grad(f(jnp))(A))
     assert_close(jax.jit(ft.hessian(f(ft.numpy)))(A), jax.jit(jax.hessian(f(jnp)))(A))
+
+
+def test_functrans_numpy_svd_qr_match_jax():
+    a = jnp.asarray(R.randn(4, 3))
+
+    def f(np_):
+        def fun(a):
+            u, s, vt = np_.linalg.svd(a, full_matrices=False)
+            q, r = np_.linalg.qr(a)
+            return np_.sum(np_.abs(u) * s) + np_.sum(np_.linalg.svdvals(a) ** 2) + np_.sum(r**2)
+
+        return fun
+
+    assert_close(ft.grad(f(ft.numpy))(a), jax.grad(f(jnp))(a))
+    with pytest.raises(NotImplementedError, match="full_matrices=False"):
+        ft.numpy.linalg.svd(a)

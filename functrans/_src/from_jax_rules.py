@@ -762,3 +762,25 @@ def _complex(x, y):
 @register("fft")
 def _fft(x, *, fft_type, fft_lengths):
     return fftm.fft(x, fft_type, fft_lengths)
+
+
+@register("svd")
+def _svd(a, *, full_matrices, compute_uv, subset_by_index=None, **params):
+    m, n = _shape(a)[-2:]
+    if subset_by_index not in (None, (0, min(m, n))) or (compute_uv and full_matrices and m != n):
+        raise NotImplementedError(
+            "`ft.from_jax` supports `svd` with `full_matrices=False` (or square matrices) and no "
+            "`subset_by_index`; use `jnp.linalg.svd(a, full_matrices=False)`."
+        )
+    return list(la.svd(a, compute_uv))
+
+
+@register("qr")
+def _qr(a, *, full_matrices, pivoting=False, **params):
+    m, n = _shape(a)[-2:]
+    if pivoting or (full_matrices and m > n):
+        raise NotImplementedError(
+            "`ft.from_jax` supports `qr` in reduced mode without pivoting; use "
+            '`jnp.linalg.qr(a, mode="reduced")`.'
+        )
+    return list(la.qr(a))

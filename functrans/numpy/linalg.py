@@ -1,5 +1,5 @@
 """`functrans.numpy.linalg`: `norm`, `solve`, `inv`, `det`, `slogdet`, `cholesky`, `eigh`,
-`eigvalsh`."""
+`eigvalsh`, `svd`, `svdvals`, `qr`."""
 
 from __future__ import annotations
 
@@ -97,6 +97,53 @@ def eigh(a, UPLO=None, symmetrize_input=True):  # noqa: N803  (NumPy's argument 
 def eigvalsh(a, UPLO=None):  # noqa: N803
     """Eigenvalues (ascending) of symmetric matrices, as `jnp.linalg.eigvalsh`."""
     return eigh(a, UPLO)[0]
+
+
+def _matrix(a, name):
+    fnp = _fnp()
+    a = a if isinstance(a, Tracer) else fnp.asarray(a)
+    (a,) = fnp._promote(a, to_inexact=True)
+    if get_aval(a).ndim < 2:
+        raise ValueError(
+            f"`functrans.numpy.linalg.{name}` needs matrices in the last two axes, got an array "
+            f"of shape {get_aval(a).shape}."
+        )
+    return a
+
+
+def svd(a, full_matrices=True, compute_uv=True):
+    """Singular value decomposition `(u, s, vt)`, as `jnp.linalg.svd`.
+
+    Derivatives assume distinct nonzero singular values (as JAX's do). Full matrices of a
+    non-square input are not supported: pass `full_matrices=False`.
+    """
+    a = _matrix(a, "svd")
+    m, n = get_aval(a).shape[-2:]
+    if not compute_uv:
+        return la.svd(a, compute_uv=False)[0]
+    if full_matrices and m != n:
+        raise NotImplementedError(
+            "`functrans.numpy.linalg.svd` with `full_matrices=True` needs a square matrix, got "
+            f"shape {(m, n)}; pass `full_matrices=False` for the reduced factors."
+        )
+    s, u, vt = la.svd(a)
+    return u, s, vt
+
+
+def svdvals(a):
+    """Singular values, descending, as `jnp.linalg.svdvals`."""
+    return svd(a, compute_uv=False)
+
+
+def qr(a, mode="reduced"):
+    """QR decomposition `(q, r)` in `"reduced"` mode (or `"r"`), as `jnp.linalg.qr`."""
+    a = _matrix(a, "qr")
+    if mode not in ("reduced", "r"):
+        raise NotImplementedError(
+            f'`functrans.numpy.linalg.qr` supports mode="reduced" and mode="r", got {mode!r}.'
+        )
+    q, r = la.qr(a)
+    return r if mode == "r" else (q, r)
 
 
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002

@@ -505,3 +505,143 @@ def eigh(a, lower=True):
     Derivatives assume distinct eigenvalues, as JAX's do.
     """
     return eigh_p.bind(a, lower=bool(lower))
+
+
+# =============================================================================================
+# svd and qr: JVPs by the standard formulas, VJPs by transposing them
+# =============================================================================================
+
+
+def _vjp_by_transposing(tangent_map):
+    """A VJP rule from `tangent_map(a, outs, da, **params) -> output tangents`, linear in
+    `da`: reverse mode through that linear map is its transpose, and is itself made of
+    differentiable functrans operations, so every order keeps working."""
+
+    def vjp(needs, cts, outs, a, **params):
+        from ..vjp import vjp_flat
+
+        zeros = jnp.zeros(get_aval(a).shape, get_aval(a).dtype)
+        _, backward, _ = vjp_flat(lambda ins: (tangent_map(a, outs, ins[0], **params), None),
+                                  [zeros])  # fmt: skip
+        return (backward(list(cts))[0],)
+
+    return vjp
+
+
+def _matrix_diag(v):
+    n = shape_of(v)[-1]
+    return mul(reshape(v, (*shape_of(v), 1)), np.eye(n, dtype=get_aval(v).dtype))
+
+
+svd_p = Primitive("svd", multiple_results=True)
+
+
+def _svd_impl(a, *, compute_uv):
+    if compute_uv:
+        u, s, vt = jnp.linalg.svd(a, full_matrices=False)
+        return s, u, vt
+    return (jnp.linalg.svd(a, compute_uv=False),)
+
+
+def _svd_aval(a, *, compute_uv):
+    aval = get_aval(a)
+    *batch, m, n = aval.shape
+    k = min(m, n)
+    s = ShapedArray((*batch, k), aval.dtype)
+    if not compute_uv:
+        return [s]
+    return [s, ShapedArray((*batch, m, k), aval.dtype), ShapedArray((*batch, k, n), aval.dtype)]
+
+
+def _svd_tangents(a, outs, da, *, compute_uv):
+    from .elementwise import div
+
+    if not compute_uv:
+        outs = svd_p.bind(a, compute_uv=True)
+    s, u, vt = outs
+    v = mT(vt)
+    dp = matmul2(mT(u), matmul2(da, v))  # U^T dA V
+    ds = _diag_part(dp)
+    if not compute_uv:
+        return [ds]
+    k = shape_of(s)[-1]
+    eye = np.eye(k, dtype=bool)
+    row = reshape(s, (*shape_of(s)[:-1], 1, k))  # s_j along columns
+    col = reshape(s, (*shape_of(s), 1))  # s_i along rows
+    f = select(eye, 0.0, div(1.0, select(eye, 1.0, sub(mul(row, row), mul(col, col)))))
+    dps, sdp = mul(dp, row), mul(col, dp)  # dP S and S dP
+    du = matmul2(u, mul(f, add(dps, mT(dps))))
+    dv = matmul2(v, mul(f, add(sdp, mT(sdp))))
+    m, n = shape_of(a)[-2:]
+    if m > k:  # the part of dA V outside the span of U
+        dav = matmul2(da, v)
+        du = add(du, div(sub(dav, matmul2(u, matmul2(mT(u), dav))), row))
+    if n > k:
+        dau = matmul2(mT(da), u)
+        dv = add(dv, div(sub(dau, matmul2(v, matmul2(vt, dau))), row))
+    return [ds, du, mT(dv)]
+
+
+def _svd_jvp(primals, tangents, *, compute_uv):
+    (a,), (ta,) = primals, tangents
+    outs = svd_p.bind(a, compute_uv=compute_uv)
+    return list(outs), _svd_tangents(a, outs, ta, compute_uv=compute_uv)
+
+
+svd_p.impl = _svd_impl
+svd_p.abstract_eval = _svd_aval
+svd_p.jvp = _svd_jvp
+svd_p.vjp = _vjp_by_transposing(_svd_tangents)
+svd_p.batch = _leading_batch(svd_p)
+
+
+def svd(a, compute_uv=True):
+    """`(s, u, vt)` (reduced) or `(s,)`; derivatives assume distinct nonzero singular values."""
+    return svd_p.bind(a, compute_uv=bool(compute_uv))
+
+
+qr_p = Primitive("qr", multiple_results=True)
+qr_p.impl = lambda a: tuple(jnp.linalg.qr(a, mode="reduced"))
+
+
+def _qr_aval(a):
+    aval = get_aval(a)
+    *batch, m, n = aval.shape
+    k = min(m, n)
+    return [ShapedArray((*batch, m, k), aval.dtype), ShapedArray((*batch, k, n), aval.dtype)]
+
+
+def _qr_tangents(a, outs, da):
+    q, r = outs
+    m, n = shape_of(a)[-2:]
+    if m < n:
+        raise NotImplementedError(
+            f"The derivative of `qr` needs at least as many rows as columns, got shape "
+            f"{shape_of(a)}."
+        )
+    # X = dA R^{-1}; Y = Q^T X; Omega = tril(Y, -1) - tril(Y, -1)^T (skew-symmetric)
+    x = _right_solve_upper(r, da, False)
+    y = matmul2(mT(q), x)
+    strict = np.tril(np.ones((n, n), bool), -1)
+    low = select(strict, y, 0.0)
+    omega = sub(low, mT(low))
+    dq = add(matmul2(q, sub(omega, y)), x)
+    dr = matmul2(sub(y, omega), r)
+    return [dq, dr]
+
+
+def _qr_jvp(primals, tangents):
+    (a,), (ta,) = primals, tangents
+    outs = qr_p.bind(a)
+    return list(outs), _qr_tangents(a, outs, ta)
+
+
+qr_p.abstract_eval = _qr_aval
+qr_p.jvp = _qr_jvp
+qr_p.vjp = _vjp_by_transposing(_qr_tangents)
+qr_p.batch = _leading_batch(qr_p)
+
+
+def qr(a):
+    """Reduced `(q, r)`; differentiable for matrices with at least as many rows as columns."""
+    return qr_p.bind(a)
