@@ -130,3 +130,19 @@ def test_functrans_numpy_svd_qr_match_jax():
     assert_close(ft.grad(f(ft.numpy))(a), jax.grad(f(jnp))(a))
     with pytest.raises(NotImplementedError, match="full_matrices=False"):
         ft.numpy.linalg.svd(a)
+
+
+def test_eig_eigenvalues_differentiate_eigenvectors_raise():
+    a = jnp.array([[2.0, 1, 0], [0.5, 3, 1], [0, 1, 4.0]])
+    b = jnp.array([[0.0, -1, 0.3], [1, 0, 0], [0.2, 0, 1.0]])  # complex eigenvalues of a + 2b
+    f = lambda a: (
+        jnp.sum(jnp.real(jnp.linalg.eigvals(a)) ** 2)
+        + jnp.sum(jnp.abs(jnp.linalg.eigvals(a + 2 * b)) ** 3)
+    )
+    g = ft.from_jax(f)
+    assert_close(ft.grad(g)(a), jax.grad(f)(a))
+    assert_close(
+        ft.vmap(ft.grad(g))(jnp.stack([a, a.T])), jax.vmap(jax.grad(f))(jnp.stack([a, a.T]))
+    )
+    with pytest.raises(NotImplementedError, match="eigenvectors of a non-symmetric"):
+        ft.grad(ft.from_jax(lambda a: jnp.sum(jnp.abs(jnp.linalg.eig(a)[1]))))(a)

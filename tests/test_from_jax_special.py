@@ -57,6 +57,7 @@ SORTING = {
         + z * jnp.bitwise_count(jnp.floor(z * 4).astype(int))
         + z * jax.lax.clz(jnp.floor(z * 4).astype(jnp.int32))
         + z * (jnp.floor(z * 4).astype(int) & 6 | 1 ^ 3)
+        + z * jax.lax.mulhi(jnp.floor(z * 4).astype(int), jnp.int64(1) << 62)
     ),
 }
 CASES = [(n, f, X) for n, f in SPECIAL.items()] + [(n, f, Z) for n, f in SORTING.items()]

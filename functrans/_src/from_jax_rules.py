@@ -784,3 +784,19 @@ def _qr(a, *, full_matrices, pivoting=False, **params):
             '`jnp.linalg.qr(a, mode="reduced")`.'
         )
     return list(la.qr(a))
+
+
+@register("eig")
+def _eig(a, *, compute_left_eigenvectors, compute_right_eigenvectors, enable_eigvec_derivs=False,
+         **params):  # fmt: skip
+    if compute_left_eigenvectors or enable_eigvec_derivs:
+        raise NotImplementedError(
+            "`ft.from_jax` supports `eig` with right eigenvectors only and without "
+            "`enable_eigvec_derivs` (eigenvalues are differentiable, eigenvectors are not)."
+        )
+    return list(la.eig(a, compute_right_eigenvectors))
+
+
+@register("mulhi")
+def _mulhi(x, y):
+    return bits.mulhi_p.bind(x, y)

@@ -702,7 +702,7 @@ def _more_rules(t):
     t["complex"] = _complex_rule
     for prim in (sp.lgamma_p, sp.digamma_p, sp.polygamma_p, sp.erf_inv_p, sp.igamma_p,
                  sp.igammac_p, sp.igamma_grad_a_p, sp.zeta_p, sp.bessel_i0e_p, sp.bessel_i1e_p,
-                 la.lu_p, la.eigh_p, la.svd_p, la.qr_p):  # fmt: skip
+                 la.lu_p, la.eigh_p, la.svd_p, la.qr_p, la.eig_p):  # fmt: skip
         t[prim.name] = _by_nested_jvp(prim)
     return t
 

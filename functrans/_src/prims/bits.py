@@ -68,9 +68,10 @@ bitwise_and_p = _integer_op("bitwise_and", jax.lax.bitwise_and, 2)
 bitwise_or_p = _integer_op("bitwise_or", jax.lax.bitwise_or, 2)
 bitwise_xor_p = _integer_op("bitwise_xor", jax.lax.bitwise_xor, 2)
 bitwise_not_p = _integer_op("bitwise_not", jax.lax.bitwise_not, 1)
+mulhi_p = _integer_op("mulhi", jax.lax.mulhi, 2)  # the high half of an integer product
 
 __all__ = [
     "bitcast_convert_type", "bitcast_convert_type_p", "bitwise_and_p", "bitwise_not_p",
-    "bitwise_or_p", "bitwise_xor_p", "clz_p", "population_count_p",
+    "bitwise_or_p", "bitwise_xor_p", "clz_p", "mulhi_p", "population_count_p",
     "shift_left_p", "shift_right_arithmetic_p", "shift_right_logical_p",
 ]  # fmt: skip

@@ -645,3 +645,56 @@ qr_p.batch = _leading_batch(qr_p)
 def qr(a):
     """Reduced `(q, r)`; differentiable for matrices with at least as many rows as columns."""
     return qr_p.bind(a)
+
+
+# =============================================================================================
+# eig(a): eigenvalues (and right eigenvectors) of a general matrix; complex results
+# =============================================================================================
+
+_EIGVEC_ERROR = (
+    "Derivatives of the eigenvectors of a non-symmetric matrix are not supported (as in JAX by "
+    "default: they need assumptions on the input that cannot be checked). Differentiate the "
+    "eigenvalues (`jnp.linalg.eigvals`) or use `eigh` for symmetric matrices."
+)
+
+eig_p = Primitive("eig", multiple_results=True)
+
+
+def _eig_impl(a, *, vectors):
+    return tuple(jnp.linalg.eig(a)) if vectors else (jnp.linalg.eigvals(a),)
+
+
+def _eig_aval(a, *, vectors):
+    aval = get_aval(a)
+    dtype = np.result_type(aval.dtype, np.complex64)
+    w = ShapedArray(aval.shape[:-1], dtype)
+    return [w, ShapedArray(aval.shape, dtype)] if vectors else [w]
+
+
+def _eig_tangents(a, outs, da, *, vectors):
+    from .elementwise import convert_element_type
+
+    if vectors:
+        raise NotImplementedError(_EIGVEC_ERROR)
+    _, v = eig_p.bind(a, vectors=True)
+    dtype = get_aval(v).dtype
+    # dw_i = (V^{-1} dA V)_ii
+    return [_diag_part(solve(v, matmul2(convert_element_type(da, dtype), v)))]
+
+
+def _eig_jvp(primals, tangents, *, vectors):
+    (a,), (ta,) = primals, tangents
+    outs = eig_p.bind(a, vectors=vectors)
+    return list(outs), _eig_tangents(a, outs, ta, vectors=vectors)
+
+
+eig_p.impl = _eig_impl
+eig_p.abstract_eval = _eig_aval
+eig_p.jvp = _eig_jvp
+eig_p.vjp = _vjp_by_transposing(_eig_tangents)
+eig_p.batch = _leading_batch(eig_p)
+
+
+def eig(a, vectors=True):
+    """`(w, v)` (or `(w,)`) of a square matrix, complex; only `w` is differentiable."""
+    return eig_p.bind(a, vectors=bool(vectors))
