@@ -146,3 +146,24 @@ def test_eig_eigenvalues_differentiate_eigenvectors_raise():
     )
     with pytest.raises(NotImplementedError, match="eigenvectors of a non-symmetric"):
         ft.grad(ft.from_jax(lambda a: jnp.sum(jnp.abs(jnp.linalg.eig(a)[1]))))(a)
+
+
+def test_scaled_dot_is_dequantize_then_dot():  # JAX cannot differentiate it; functrans can
+    r = np.random.RandomState(4)
+    lhs, rhs = (
+        jnp.asarray(r.randn(2, 8, 64), jnp.float32),
+        jnp.asarray(r.randn(2, 64, 4), jnp.float32),
+    )
+    ls, rs = (
+        jnp.asarray(r.rand(2, 8, 2) + 0.5, jnp.float32),
+        jnp.asarray(r.rand(2, 2, 4) + 0.5, jnp.float32),
+    )
+    f = lambda lhs: jax.lax.scaled_dot(lhs, rhs, lhs_scale=ls, rhs_scale=rs)
+    ref = lambda lhs: jnp.einsum(
+        "bmk,bkn->bmn", lhs * jnp.repeat(ls, 32, axis=2), rhs * jnp.repeat(rs, 32, axis=1)
+    )
+    ours = ft.from_jax(f)(lhs)
+    assert ours.dtype == f(lhs).dtype  # bfloat16, JAX's default result type
+    np.testing.assert_allclose(np.float32(ours), np.float32(f(lhs)), rtol=2e-2, atol=0.13)
+    grad = ft.grad(lambda x: ft.numpy.sum(ft.from_jax(f)(x).astype(jnp.float32)))(lhs)
+    np.testing.assert_allclose(grad, jax.grad(lambda x: jnp.sum(ref(x)))(lhs), rtol=1e-5)

@@ -800,3 +800,38 @@ def _eig(a, *, compute_left_eigenvectors, compute_right_eigenvectors, enable_eig
 @register("mulhi")
 def _mulhi(x, y):
     return bits.mulhi_p.bind(x, y)
+
+
+@register("scaled_dot")
+def _scaled_dot(*args, dimension_numbers, preferred_element_type=None, **params):
+    """`(lhs * lhs_scale) @ (rhs * rhs_scale)`: each scale repeated along the contracting
+    axes over its subchannels, in float32, then cast (differentiable, unlike JAX's)."""
+    if len(args) not in (2, 4):
+        raise NotImplementedError(
+            "`ft.from_jax` supports `scaled_dot` with both scales or neither, got "
+            f"{len(args) - 2} scale operand(s)."
+        )
+    (xc, yc), _ = dimension_numbers
+    out_dtype = np.dtype(preferred_element_type or np.float32)
+
+    def dequantize(x, scale, contract):
+        x = ew.convert_element_type(x, np.float32)
+        if scale is None:
+            return x
+        scale = ew.convert_element_type(scale, np.float32)
+        shape, sshape = _shape(x), _shape(scale)
+        for d in sorted(int(c) for c in contract):
+            ratio = shape[d] // sshape[d]
+            if ratio > 1:  # repeat each scale over its subchannel
+                grown = (*sshape[: d + 1], ratio, *sshape[d + 1 :])
+                scale = st.reshape(scale, (*sshape[: d + 1], 1, *sshape[d + 1 :]))
+                scale = ew.broadcast_to(scale, grown)
+                sshape = (*sshape[:d], sshape[d] * ratio, *sshape[d + 1 :])
+                scale = st.reshape(scale, sshape)
+        return ew.mul(x, scale)
+
+    lhs, rhs = args[:2]
+    lhs_scale, rhs_scale = (args[2], args[3]) if len(args) == 4 else (None, None)
+    out = _dot_general(dequantize(lhs, lhs_scale, xc), dequantize(rhs, rhs_scale, yc),
+                       dimension_numbers=dimension_numbers)  # fmt: skip
+    return ew.convert_element_type(out, out_dtype) if _dtype(out) != out_dtype else out
