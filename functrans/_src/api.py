@@ -167,7 +167,7 @@ def vjp(fun, *primals, has_aux=False, allow_int=False):
         leaves, holder["out_tree"] = tree_flatten(out)
         return leaves, aux
 
-    out_primals, backward, aux = vjp_flat(flat_fun, flat, name="vjp")
+    out_primals, backward, aux = vjp_flat(flat_fun, flat, name="vjp", owner=fun)
     out_tree = holder["out_tree"]
     out_avals = [get_aval(o) for o in out_primals]
 
@@ -266,7 +266,7 @@ def _value_and_grad(fun, argnums, has_aux, allow_int, api):
             holder["out"] = out
             return [out], aux
 
-        (out,), backward, aux = vjp_flat(flat_fun, flat, name=api)
+        (out,), backward, aux = vjp_flat(flat_fun, flat, name=api, owner=fun)
         # A literal seed lets `x * 1` fold away, so graphs of gradients carry no seed.
         g = backward([1.0])
         grads = [_finish(p, c) for p, c in zip(flat, g)]
@@ -392,7 +392,7 @@ def jvp(fun, primals, tangents, has_aux=False):
         leaves, holder["out_tree"] = tree_flatten(out)
         return leaves, aux
 
-    outs, out_ts, aux = jvp_flat(flat_fun, flat, flat_t, name="jvp")
+    outs, out_ts, aux = jvp_flat(flat_fun, flat, flat_t, name="jvp", owner=fun)
     out_ts = [_finish(o, t) for o, t in zip(outs, out_ts)]
     out_tree = holder["out_tree"]
     res = (

@@ -20,6 +20,7 @@ import functools
 
 import jax
 
+from . import staged
 from .core import ShapedArray, Trace, Tracer, check_callable, get_aval, is_python_scalar, new_main
 from .lazy import at_top_level
 
@@ -237,8 +238,12 @@ def vmap(fun, in_axes=0, out_axes=0):
         with new_main(BatchTrace, "vmap", size) as main:
             trace = main.trace
             ins = [trace.wrap(x, d) for x, d in zip(leaves, dims)]
-            a, kw = tree_unflatten(in_tree, ins)
-            out = fun(*a, **kw)
+
+            def flat_fun(xs):
+                a, kw = tree_unflatten(in_tree, xs)
+                return [fun(*a, **kw)], None
+
+            (out,), _ = staged.call(flat_fun, ins, "vmap", fun)
             out_leaves, out_tree = tree_flatten(out)
             oaxes = _broadcast_prefix("vmap", "out_axes", out_axes, out, "output leaves")
             results = []

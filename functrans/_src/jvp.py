@@ -79,16 +79,22 @@ class JVPTrace(Trace):
         return result
 
 
-def jvp_flat(fun, primals, tangents, name="jvp"):
+def jvp_flat(fun, primals, tangents, name="jvp", owner=None):
     """Push `tangents` forward through `fun` at `primals`; flat lists in and out.
 
     `tangents[i]` may be `None` (symbolic zero). Returns `(out_primals, out_tangents, aux)`
-    where `fun` returns `(flat_outs, aux)` and a zero output tangent is `None`.
+    where `fun` returns `(flat_outs, aux)` and a zero output tangent is `None`. `owner`:
+    see `vjp_flat`.
     """
     with new_main(JVPTrace, name) as main:
         trace = main.trace
         ins = [trace.wrap(p, t) for p, t in zip(primals, tangents)]
-        outs, aux = fun(ins)
+        if owner is None:
+            outs, aux = fun(ins)
+        else:
+            from . import staged
+
+            outs, aux = staged.call(fun, ins, name, owner)
         out_primals, out_tangents = [], []
         for o in outs:
             if isinstance(o, JVPTracer) and o._trace is trace:

@@ -184,7 +184,8 @@ def _static_key(v):
     if isinstance(v, np.generic):
         return (t, v.dtype, v.tobytes())
     if t is Graph:
-        return (t, _graph_key(v))
+        key = getattr(v, "staged_key", None)  # a `staged_call` graph: keyed when it was made
+        return (t, key if key is not None else _graph_key(v))
     raise _Uncacheable
 
 

@@ -10,6 +10,7 @@ That is what makes `grad(grad(f))` and a gradient inside a loss correct with no 
 
 from __future__ import annotations
 
+from . import staged
 from .algebra import AlgebraTable
 from .core import Trace, Tracer, get_aval, is_inexact, missing_rule, new_main
 from .cse import CSECache
@@ -143,18 +144,19 @@ def backward_pass(tape, ct_env):
     return ct_env
 
 
-def vjp_flat(fun, primals, name="vjp"):
+def vjp_flat(fun, primals, name="vjp", owner=None):
     """Run `fun` (flat list in, `(flat_outs, aux)` out) on a tape.
 
     Returns `(out_primals, backward, aux)`, where `backward(cts)` maps a list of output
     cotangents (`None` for zero) to a list of input cotangents (`None` for zero or for inputs
-    that are not differentiable).
+    that are not differentiable). `owner`, the user's function, lets a top-level eager call
+    reuse the derivative program of a structure seen before (`staged.py`).
     """
     with new_main(VJPTrace, name) as main:
         trace = main.trace
         ins = [trace.new_tracer(p) if is_inexact(get_aval(p).dtype) else p for p in primals]
         in_nodes = [x.node if isinstance(x, VJPTracer) else None for x in ins]
-        outs, aux = fun(ins)
+        outs, aux = fun(ins) if owner is None else staged.call(fun, ins, name, owner)
         out_primals, out_nodes = [], []
         for o in outs:
             if isinstance(o, VJPTracer) and o._trace is trace:

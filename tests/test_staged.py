@@ -1,0 +1,198 @@
+"""Top-level eager transformations reuse the derivative program of a structure seen before.
+
+The outermost transformation of a top-level call records the function once per call and
+derives the transformed program once per structure (`functrans/_src/staged.py`). These tests
+check the results against JAX in float64 on first and later calls, that nothing of one call
+is baked into the program reused by the next (closed-over arrays, literals), and the paths
+that run the function with values instead (Python control flow on traced values, printing,
+custom rules, errors).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import functrans as ft
+import functrans.numpy as fnp
+from conftest import assert_close
+from functrans._src import lazy, staged
+
+
+@pytest.fixture(autouse=True)
+def lazy_mode(monkeypatch):
+    monkeypatch.setattr(lazy, "enabled", True)
+    monkeypatch.setattr(staged, "enabled", True)
+
+
+@pytest.fixture
+def stats():
+    staged._unstaged.clear()
+    staged.stats.clear()
+    return staged.stats
+
+
+def _mlp(np_, params, x):
+    (w1, b1), (w2, b2) = params
+    return np_.tanh(x @ w1 + b1) @ w2 + b2
+
+
+def _params(rng):
+    return [(rng.randn(3, 4), rng.randn(4)), (rng.randn(4, 1), rng.randn(1))]
+
+
+def test_gradient_penalty_derived_once_then_reused(stats, rng):
+    # A gradient inside the loss: both levels are recorded and their derivatives reused.
+    def loss(np_, grad, params, x):
+        g = grad(lambda x: np_.sum(_mlp(np_, params, x)))(x)
+        return np_.mean((np_.sqrt(np_.sum(g * g, axis=1)) - 1.0) ** 2)
+
+    f = ft.grad(lambda p, x: loss(fnp, ft.grad, p, x))
+    f_jax = jax.grad(lambda p, x: loss(jnp, jax.grad, p, x))
+    for step in range(3):
+        params, x = _params(rng), rng.randn(5, 3)
+        assert_close(f(params, x), f_jax(params, x))
+        if step == 0:
+            derived = stats["derived"]
+            assert derived >= 2  # the outer and the inner gradient
+    # Later calls look both levels up and derive nothing.
+    assert stats["derived"] == derived and stats["reused"] == 4
+    assert stats["unstaged"] == 0 and stats["replayed"] == 0
+
+
+def test_closed_over_arrays_and_literals_are_never_baked_in(rng):
+    w = rng.randn(3, 3)
+    for scale in (1.0, 2.5):
+        for w_now in (w, w + 1.0):
+            f = ft.grad(lambda x: fnp.sum(fnp.sin(w_now @ x) * scale))
+            f_jax = jax.grad(lambda x: jnp.sum(jnp.sin(w_now @ x) * scale))
+            x = rng.randn(3)
+            assert_close(f(x), f_jax(x))
+
+
+def test_hvp_third_order_and_value_and_grad_with_aux(rng):
+    def f(np_, x, w):
+        return np_.sum(np_.tanh(w @ x) ** 3)
+
+    w, x, v = rng.randn(4, 4), rng.randn(4), rng.randn(4)
+    for _ in range(2):
+        hvp = ft.jvp(lambda x: ft.grad(lambda x: f(fnp, x, w))(x), (x,), (v,))[1]
+        hvp_jax = jax.jvp(lambda x: jax.grad(lambda x: f(jnp, x, w))(x), (x,), (v,))[1]
+        assert_close(hvp, hvp_jax)
+        d3 = ft.grad(ft.grad(ft.grad(lambda s: f(fnp, x * s, w))))(0.7)
+        assert_close(d3, jax.grad(jax.grad(jax.grad(lambda s: f(jnp, x * s, w))))(0.7))
+
+        def with_aux(np_, x):
+            y = np_.sin(x)
+            return np_.sum(y**2), {"y": y, "tag": "kept"}
+
+        (val, aux), g = ft.value_and_grad(lambda x: with_aux(fnp, x), has_aux=True)(x)
+        (val_j, aux_j), g_j = jax.value_and_grad(lambda x: with_aux(jnp, x), has_aux=True)(x)
+        assert_close(val, val_j)
+        assert_close(g, g_j)
+        assert_close(aux["y"], aux_j["y"])
+        assert aux["tag"] == "kept"
+
+
+def test_vjp_function_called_later_with_several_cotangents(rng):
+    x = rng.randn(3)
+    out, f_vjp = ft.vjp(lambda x: fnp.sin(x) * fnp.exp(x), x)
+    out_j, f_vjp_j = jax.vjp(lambda x: jnp.sin(x) * jnp.exp(x), x)
+    assert_close(out, out_j)
+    for ct in (np.ones(3), rng.randn(3)):
+        assert_close(f_vjp(ct)[0], f_vjp_j(ct)[0])
+
+
+def test_values_needed_inside_run_the_function_with_values(stats, capsys):
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if fnp.sum(x) > 0:  # a differentiated value asked for a Python bool
+            return fnp.sum(fnp.sin(x))
+        return fnp.sum(fnp.cos(x))
+
+    for x in (jnp.array([1.0, 2.0]), jnp.array([-1.0, -2.0])):
+        f_jax = jnp.sin if x.sum() > 0 else jnp.cos
+        assert_close(ft.grad(f)(x), jax.grad(lambda x: jnp.sum(f_jax(x)))(x))
+    assert stats["unstaged"] == 1  # once: the function is then run with values directly
+    assert len(calls) == 3  # the aborted recording, then one run per call
+
+    def printing(x):
+        print("value", x)
+        return fnp.sum(x**2)
+
+    ft.grad(printing)(jnp.array([1.5, 2.0]))
+    assert "1.5" in capsys.readouterr().out  # printed with its value, as in eager mode
+
+
+def test_side_effects_run_once_per_call_when_staged(stats):
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return fnp.sum(fnp.tanh(x))
+
+    g = ft.grad(f)
+    for _ in range(3):
+        g(jnp.ones(2))
+    assert len(calls) == 3 and stats["unstaged"] == 0
+
+
+def test_custom_rules_are_replayed_through_the_transformation(stats, rng):
+    @ft.custom_jvp
+    def softclip(x):
+        return fnp.tanh(x)
+
+    @softclip.defjvp
+    def softclip_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return softclip(x), 2.0 * t  # a deliberately different derivative
+
+    x = rng.randn(3)
+    assert_close(ft.grad(lambda x: fnp.sum(softclip(x)))(x), 2.0 * np.ones(3))
+    assert stats["replayed"] == 1
+
+
+def test_errors_match_the_unstaged_run(rng, monkeypatch):
+    def bad(x):
+        return fnp.sum(x @ fnp.ones((4, 2)))
+
+    with pytest.raises(ValueError) as staged_error:
+        ft.grad(bad)(rng.randn(3))
+    monkeypatch.setattr(staged, "enabled", False)
+    with pytest.raises(ValueError) as plain_error:
+        ft.grad(bad)(rng.randn(3))
+    assert str(staged_error.value) == str(plain_error.value)
+
+
+def test_constant_output_integer_arguments_and_jit_are_unaffected(rng):
+    labels = np.array([0, 2, 1])
+    x = rng.randn(3, 3)
+
+    def nll(np_, x, labels):
+        logp = x - np_.log(np_.sum(np_.exp(x), axis=1, keepdims=True))
+        return -np_.mean(logp[np.arange(3), labels])
+
+    assert_close(ft.grad(lambda x, y: nll(fnp, x, y))(x, labels),
+                 jax.grad(lambda x, y: nll(jnp, x, y))(x, labels))  # fmt: skip
+    assert_close(ft.grad(lambda x: 3.0)(x), np.zeros_like(x))
+    jitted = jax.jit(ft.grad(lambda x: fnp.sum(fnp.sin(x))))
+    assert_close(jitted(x), jnp.cos(x))
+
+
+def test_vmap_and_jacobians_at_top_level(stats, rng):
+    w = rng.randn(3, 3)
+
+    def f(np_, x):
+        return np_.sin(w @ x) * np_.sum(x**2)
+
+    xs = rng.randn(4, 3)
+    for _ in range(2):
+        assert_close(ft.vmap(lambda x: f(fnp, x))(xs), jax.vmap(lambda x: f(jnp, x))(xs))
+        assert_close(ft.jacrev(lambda x: f(fnp, x))(xs[0]), jax.jacrev(lambda x: f(jnp, x))(xs[0]))
+        assert_close(ft.vmap(ft.grad(lambda x: fnp.sum(f(fnp, x))))(xs),
+                     jax.vmap(jax.grad(lambda x: jnp.sum(f(jnp, x))))(xs))  # fmt: skip
+        per_example = ft.vmap(lambda x: f(fnp, x), in_axes=1, out_axes=1)(xs.T)
+        assert_close(per_example, jax.vmap(lambda x: f(jnp, x), in_axes=1, out_axes=1)(xs.T))
+    assert stats["derived"] and stats["reused"]
