@@ -38,6 +38,7 @@ from .core import (
     _escaped_error,
     _state,
     get_aval,
+    is_inexact,
     is_python_scalar,
     new_main,
 )
@@ -111,8 +112,12 @@ class StageTrace(Trace):
         """Values of tracers kept after the call, computed by binding the recorded work."""
         if self.revive is None:
             raise _escaped_error(self.main)
-        env = self.revive
+        env, perturbed = self.revive
         wanted = [t.var for t in tracers]
+        if any(v in perturbed for v in wanted):
+            # A value the transformation was differentiating (or batching): as in a run
+            # with values, it cannot be used once the transformation has ended.
+            raise _escaped_error(self.main)
         for eqn in _slice(self.eqns, env, wanted):
             args = [a.val if type(a) is Lit else env[a] for a in eqn.inputs]
             out = eqn.prim.bind(*args, **eqn.params)
@@ -341,6 +346,15 @@ def _owner_key(owner):
     return key
 
 
+def _perturbed(graph, inputs):
+    """The values of `graph` that depend on `inputs` through differentiable operations."""
+    out = set(inputs)
+    for eqn in graph.eqns:
+        if eqn.prim.differentiable and any(type(a) is Var and a in out for a in eqn.inputs):
+            out.update(o for o in eqn.outputs if is_inexact(o.aval.dtype))
+    return out
+
+
 def call(fun, ins, name, owner):
     """`fun(ins)` (a flat function returning `(outs, aux)`) for the transformation running now.
 
@@ -379,7 +393,8 @@ def call(fun, ins, name, owner):
     mine = [isinstance(x, Tracer) and x._trace.main is tmain for x in args]
     if all(getattr(x, "primal", None) is not None for x, m in zip(args, mine) if m):
         primals = [x.primal if m else x for x, m in zip(args, mine)]  # under vmap: no revival
-        trace.revive = dict(zip(graph.in_vars, primals))
+        env = dict(zip(graph.in_vars, primals))
+        trace.revive = (env, _perturbed(graph, [v for v, m in zip(graph.in_vars, mine) if m]))
     try:
         graph.staged_key = _structure_key(graph)
     except _Uncacheable:
