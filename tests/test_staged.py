@@ -196,3 +196,17 @@ def test_vmap_and_jacobians_at_top_level(stats, rng):
         per_example = ft.vmap(lambda x: f(fnp, x), in_axes=1, out_axes=1)(xs.T)
         assert_close(per_example, jax.vmap(lambda x: f(jnp, x), in_axes=1, out_axes=1)(xs.T))
     assert stats["derived"] and stats["reused"]
+
+
+def test_a_rule_replaced_after_use_is_the_one_applied(monkeypatch, rng):
+    # Derived programs applied the rules of their time: replacing a rule (`functrans.extend`,
+    # a notebook redefining it) must never leave the old derivative in use.
+    from functrans._src.prims import elementwise
+
+    x = rng.randn(3)
+    g = ft.grad(lambda x: fnp.sum(fnp.sin(x)))
+    assert_close(g(x), np.cos(x))
+    rule = elementwise.sin_p.vjp
+    monkeypatch.setattr(elementwise.sin_p, "vjp", lambda needs, ct, *a, **k: tuple(
+        None if c is None else 2.0 * c for c in rule(needs, ct, *a, **k)))  # fmt: skip
+    assert_close(g(x), 2.0 * np.cos(x))

@@ -168,8 +168,31 @@ class Primitive:
     def __repr__(self):
         return self.name
 
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name in _RULES:
+            rules_changed()
+
     def bind(self, *args, **params):
         return bind(self, args, params)
+
+
+# Caches that hold the result of applying rules (compiled eager programs, derived graphs,
+# abstract values) register here; a rule set or replaced later (`functrans.extend`, a
+# notebook redefining a rule, a test patching one) empties them, so nothing computed with
+# the old rule is reused.
+_RULES = frozenset(("impl", "abstract_eval", "jvp", "vjp", "batch", "inline", "primal_body"))
+_rule_caches: list = []
+
+
+def on_rules_changed(clear):
+    """Register `clear()`, called whenever a primitive's rule is set or replaced."""
+    _rule_caches.append(clear)
+
+
+def rules_changed():
+    for clear in _rule_caches:
+        clear()
 
 
 def all_primitives() -> dict[str, Primitive]:

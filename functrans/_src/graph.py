@@ -26,6 +26,7 @@ from .core import (
     is_python_scalar,
     new_main,
     no_staging,
+    on_rules_changed,
 )
 from .cse import CSECache
 
@@ -84,6 +85,9 @@ def _eval_shape_cached(prim, in_key, params_key):
     leaves = out if prim.multiple_results else [out]
     avals = [ShapedArray(o.shape, o.dtype, getattr(o, "weak_type", False)) for o in leaves]
     return avals if prim.multiple_results else avals[0]
+
+
+on_rules_changed(_eval_shape_cached.cache_clear)
 
 
 def abstract_eval(prim, args, params):

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Trace, Tracer, _state, get_aval, is_inexact, new_main
+from .core import Trace, Tracer, _state, get_aval, is_inexact, new_main, on_rules_changed
 from .graph import Eqn, Graph, Lit, Var, abstract_eval
 
 CACHE_SIZE = 512
@@ -325,6 +325,10 @@ def _inputs(eqns, known):
 def clear_cache():
     """Forget every compiled program of top-level transformations."""
     _cache.clear()
+    _aval_cache.clear()
+
+
+on_rules_changed(clear_cache)
 
 
 # ---------------------------------------------------------------------------------------------

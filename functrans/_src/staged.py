@@ -41,6 +41,7 @@ from .core import (
     is_inexact,
     is_python_scalar,
     new_main,
+    on_rules_changed,
 )
 from .graph import Graph, GraphTrace, Lit, Var
 from .lazy import LazyEqn, LazyTrace, _avals_out, _param_key, _slice, _Uncacheable
@@ -212,6 +213,7 @@ def _inline(*args, graph):
 
 
 _derived: collections.OrderedDict = collections.OrderedDict()
+on_rules_changed(_derived.clear)  # a derived graph applied the rules of its time
 
 
 def _operand_spec(x):
