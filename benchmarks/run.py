@@ -173,18 +173,26 @@ def cold(name, lib_name, mode):
 # ---------------------------------------------------------------------------------------------
 
 
-def trace_sweep(max_order):
-    """Seconds for `jax.make_jaxpr` of the n-th derivative (what `jax.jit` traces), n = 1..N."""
+def trace_sweep(max_order, repeats=3):
+    """Seconds for `jax.make_jaxpr` of the n-th derivative (what `jax.jit` traces), n = 1..N.
+
+    Each trace is repeated with freshly built functions (`make_jaxpr` traces afresh; only
+    per-primitive caches are warm, on both sides) and the median kept: a single sample can
+    catch a garbage-collector pass over JAX's heap.
+    """
     rows = []
     x = jnp.float32(0.3)
     for fname, builder in (("tanh", W.w6_tanh), ("sin*exp", W.w6_sin_exp)):
         for n in range(1, max_order + 1):
             row = {"function": fname, "order": n}
             for lib_name, make in LIBS.items():
-                fun, _ = builder(make(), None, None, np.float32, order=n)
-                start = clock()
-                jaxpr = jax.make_jaxpr(fun)(x)
-                row[f"{lib_name}_trace_s"] = clock() - start
+                times = []
+                for _ in range(repeats):
+                    fun, _ = builder(make(), None, None, np.float32, order=n)
+                    start = clock()
+                    jaxpr = jax.make_jaxpr(fun)(x)
+                    times.append(clock() - start)
+                row[f"{lib_name}_trace_s"] = float(np.median(times))
                 row[f"{lib_name}_eqns"] = len(jaxpr.jaxpr.eqns)
             rows.append(row)
     return rows
