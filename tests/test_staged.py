@@ -210,3 +210,19 @@ def test_a_rule_replaced_after_use_is_the_one_applied(monkeypatch, rng):
     monkeypatch.setattr(elementwise.sin_p, "vjp", lambda needs, ct, *a, **k: tuple(
         None if c is None else 2.0 * c for c in rule(needs, ct, *a, **k)))  # fmt: skip
     assert_close(g(x), 2.0 * np.cos(x))
+
+
+def test_jax_array_on_the_left_of_an_operator_is_recorded(stats, rng):
+    # `w @ x` with `w` a JAX array asks `x` for `__jax_array__` first; a recorded value must
+    # defer to its own `__rmatmul__` (as every transformation's tracer does), not fall back
+    # to running the function with values.
+    w = jnp.asarray(rng.randn(4, 4))
+
+    def f(np_, x):
+        return np_.sum(np_.tanh(w @ x) * (w - x) + w**x.size / (1.0 + w * x))
+
+    x, v = rng.randn(4), rng.randn(4)
+    for _ in range(2):
+        hvp = ft.jvp(ft.grad(lambda x: f(fnp, x)), (x,), (v,))[1]
+        assert_close(hvp, jax.jvp(jax.grad(lambda x: f(jnp, x)), (x,), (v,))[1])
+    assert stats["unstaged"] == 0 and stats["reused"] >= 2

@@ -12,7 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import Tracer, check_callable, get_aval, is_inexact, is_python_scalar, new_main
+from .core import (
+    Tracer,
+    check_callable,
+    get_aval,
+    is_inexact,
+    is_python_scalar,
+    issubdtype,
+    new_main,
+)
 from .jvp import jvp_flat
 from .lazy import at_top_level
 from .vjp import vjp_flat
@@ -61,6 +69,9 @@ def _to_array(api, path, x):
 
 
 def _flatten_args(api, args):
+    leaves, tree = tree_flatten(args)
+    if all(isinstance(x, (Tracer, jax.Array)) for x in leaves):
+        return leaves, tree  # the common case; paths only serve the error message
     leaves_with_path, tree = jax.tree_util.tree_flatten_with_path(args)
     leaves = [_to_array(api, p, x) for p, x in leaves_with_path]
     return leaves, tree
@@ -72,6 +83,8 @@ def _outputs_to_arrays(tree):
             return jnp.asarray(x)
         return x
 
+    if isinstance(tree, (Tracer, jax.Array)):
+        return tree  # a single array output: nothing to convert
     return tree_map(conv, tree)
 
 
@@ -295,14 +308,14 @@ def _check_scalar_output(api, out):
         raise TypeError(
             _GRAD_OUTPUT_SHAPE.format(api=api, shape=aval.shape, dtype=aval.str_short())
         )
-    if not jnp.issubdtype(aval.dtype, jnp.floating):
+    if not issubdtype(aval.dtype, jnp.floating):
         raise TypeError(_GRAD_OUTPUT_DTYPE.format(api=api, dtype=aval.dtype))
 
 
 def _check_grad_inputs(api, flat, in_tree, nums, allow_int):
     for leaf in flat:
         dtype = get_aval(leaf).dtype
-        if jnp.issubdtype(dtype, jnp.complexfloating):
+        if issubdtype(dtype, jnp.complexfloating):
             argnum = nums[0] if len(nums) == 1 else nums
             raise TypeError(
                 f"`{api}` needs real inputs, but argument {argnum} has dtype {dtype}: the "

@@ -41,12 +41,13 @@ class ShapedArray:
     operand's dtype in promotion, as in `jax.numpy`.
     """
 
-    __slots__ = ("shape", "dtype", "weak_type")
+    __slots__ = ("shape", "dtype", "weak_type", "_hash")
 
     def __init__(self, shape, dtype, weak_type=False):
         self.shape = tuple(map(int, shape))
         self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         self.weak_type = bool(weak_type)
+        self._hash = None
 
     @property
     def ndim(self):
@@ -57,7 +58,7 @@ class ShapedArray:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def __eq__(self, other):
-        return (
+        return self is other or (
             isinstance(other, ShapedArray)
             and self.shape == other.shape
             and self.dtype == other.dtype
@@ -65,7 +66,10 @@ class ShapedArray:
         )
 
     def __hash__(self):
-        return hash((self.shape, self.dtype, self.weak_type))
+        h = self._hash
+        if h is None:  # avals key every cache of a recording: hash each once
+            h = self._hash = hash((self.shape, self.dtype, self.weak_type))
+        return h
 
     def str_short(self):
         name = _SHORT_DTYPE.get(self.dtype.name, self.dtype.name)
@@ -93,6 +97,9 @@ def python_scalar_dtype(x):
     return jax.dtypes.canonicalize_dtype(_SCALAR_WIDE[type(x)])
 
 
+_JAX_AVALS: dict = {}  # (shape, dtype, weak_type) of a JAX array -> its (shared) ShapedArray
+
+
 def get_aval(x) -> ShapedArray:
     """The abstract value of any operand: a functrans tracer, an array or a Python scalar."""
     if isinstance(x, Tracer):
@@ -103,7 +110,15 @@ def get_aval(x) -> ShapedArray:
         return ShapedArray(np.shape(x), x.dtype)
     if isinstance(x, jax.Array):  # also a JAX tracer under jax.jit / jax.grad
         aval = getattr(x, "aval", None)
-        return ShapedArray(x.shape, x.dtype, getattr(aval, "weak_type", False))
+        if aval is None:
+            return ShapedArray(x.shape, x.dtype)
+        key = (aval.shape, aval.dtype, aval.weak_type)
+        out = _JAX_AVALS.get(key)
+        if out is None:
+            out = ShapedArray(*key)
+            if len(_JAX_AVALS) < 10_000:
+                _JAX_AVALS[key] = out
+        return out
     raise TypeError(
         f"Expected an array, a Python scalar or a functrans value, got {type(x).__name__} "
         f"instead: {x!r:.80}. Convert it with `functrans.numpy.asarray` first."
@@ -119,8 +134,20 @@ def check_callable(api, fun):
         )
 
 
+_SUBDTYPE: dict = {}
+
+
+def issubdtype(dtype, category) -> bool:
+    """`jax.numpy.issubdtype`, memoized: recording asks it of the same few dtypes each call."""
+    key = (dtype, category)
+    out = _SUBDTYPE.get(key)
+    if out is None:
+        out = _SUBDTYPE[key] = bool(jnp.issubdtype(dtype, category))
+    return out
+
+
 def is_inexact(dtype) -> bool:
-    return jnp.issubdtype(dtype, jnp.inexact)
+    return issubdtype(dtype, jnp.inexact)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,38 +270,50 @@ _state = _State()
 _level_counter = itertools.count(1)
 
 
-@contextlib.contextmanager
-def new_main(trace_type, name: str, payload: Any = None, staging: bool = False):
+class new_main:  # noqa: N801 - used like a function: `with new_main(...) as main:`
     """Push a fresh transformation instance; it is deactivated when the block ends.
 
     Levels grow monotonically across the whole process, so an inner transformation always
     has a higher level than every transformation already running, and a leaked tracer from
-    an ended transformation can be recognised by its `active` flag.
+    an ended transformation can be recognised by its `active` flag. (A class rather than a
+    generator-based context manager: every eager call enters several.)
     """
-    stack = _state.stack
-    # Levels only need to be ordered within one thread's stack; a global counter keeps
-    # them unique, which also makes leaked tracers from other threads harmless to detect.
-    main = MainTrace(next(_level_counter), trace_type, name, payload)
-    stack.append(main)
-    prev_staging, prev_processing = _state.staging, _state.processing
-    if staging:
-        main.outer_staging = prev_staging
-        _state.staging = main
-    _state.processing = None  # the new transformation runs user-level code
-    try:
-        yield main
-    finally:
-        _state.staging = prev_staging
-        _state.processing = prev_processing
+
+    __slots__ = ("main", "staging", "prev_staging", "prev_processing")
+
+    def __init__(self, trace_type, name: str, payload: Any = None, staging: bool = False):
+        # Levels only need to be ordered within one thread's stack; a global counter keeps
+        # them unique, which also makes leaked tracers from other threads harmless to detect.
+        self.main = MainTrace(next(_level_counter), trace_type, name, payload)
+        self.staging = staging
+
+    def __enter__(self):
+        main = self.main
+        state = _state
+        state.stack.append(main)
+        self.prev_staging, self.prev_processing = state.staging, state.processing
+        if self.staging:
+            main.outer_staging = self.prev_staging
+            state.staging = main
+        state.processing = None  # the new transformation runs user-level code
+        return main
+
+    def __exit__(self, *exc):
+        main = self.main
+        state = _state
+        state.staging = self.prev_staging
+        state.processing = self.prev_processing
         main.active = False
         main.trace.finish()
         main.trace = None  # the trace still names its main (escaped tracers find it inactive)
         # Remove this main even if an exception left inner ones behind.
+        stack = state.stack
         while stack:
             top = stack.pop()
             top.active = False
             if top is main:
                 break
+        return False
 
 
 @contextlib.contextmanager

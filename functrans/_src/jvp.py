@@ -110,6 +110,9 @@ def jvp_flat(fun, primals, tangents, name="jvp", owner=None):
 def _lower_aux(aux, trace):
     import jax
 
+    if aux is None:
+        return None
+
     def lower(x):
         if isinstance(x, JVPTracer) and x._trace is trace:
             return x.primal

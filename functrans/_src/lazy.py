@@ -176,6 +176,8 @@ def _static_key(v):
     if t in (int, bool, str, type(None)):
         return (t, v)
     if t is tuple or t is list:
+        if all(type(x) is int for x in v):
+            return (t, tuple(v))  # axes, shapes: the ints key themselves (no bool among them)
         return (t, tuple(_static_key(x) for x in v))
     if t is slice:
         return (t, _static_key(v.start), _static_key(v.stop), _static_key(v.step))

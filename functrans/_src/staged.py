@@ -28,7 +28,6 @@ import collections
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .core import (
@@ -91,8 +90,10 @@ class StageTracer(Tracer):
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self._value("__array__"), dtype=dtype)
 
-    def __jax_array__(self):
-        return jnp.asarray(self._value("__jax_array__"))
+    # No `__jax_array__`: `jax_array @ tracer` must defer to the tracer's `__rmatmul__`, as
+    # for every transformation's tracer (JAX converts operands that define it). A tracer
+    # handed to a `jax.numpy` function fails to convert, and the function then runs with
+    # values, where the transformation's own error names the problem.
 
 
 class StageTrace(Trace):
@@ -113,15 +114,20 @@ class StageTrace(Trace):
         """Values of tracers kept after the call, computed by binding the recorded work."""
         if self.revive is None:
             raise _escaped_error(self.main)
-        env, perturbed = self.revive
+        graph, args, tmain = self.revive
+        mine = [isinstance(x, Tracer) and x._trace.main is tmain for x in args]
+        if not all(getattr(x, "primal", None) is not None for x, m in zip(args, mine) if m):
+            raise _escaped_error(self.main)  # under vmap: the inputs have no single value
+        env = dict(zip(graph.in_vars, [x.primal if m else x for x, m in zip(args, mine)]))
+        perturbed = _perturbed(graph, [v for v, m in zip(graph.in_vars, mine) if m])
         wanted = [t.var for t in tracers]
         if any(v in perturbed for v in wanted):
             # A value the transformation was differentiating (or batching): as in a run
             # with values, it cannot be used once the transformation has ended.
             raise _escaped_error(self.main)
         for eqn in _slice(self.eqns, env, wanted):
-            args = [a.val if type(a) is Lit else env[a] for a in eqn.inputs]
-            out = eqn.prim.bind(*args, **eqn.params)
+            vals = [a.val if type(a) is Lit else env[a] for a in eqn.inputs]
+            out = eqn.prim.bind(*vals, **eqn.params)
             env.update(zip(eqn.outputs, out if eqn.prim.multiple_results else [out]))
         return [env[v] for v in wanted]
 
@@ -185,7 +191,21 @@ def _structure_key(graph):
             num[o] = len(num)
         parts.append((eqn.prim, ins, eqn.pkey, tuple(o.aval for o in eqn.outputs)))
     parts.append(tuple(num[v] for v in graph.outs))
-    return _Key(tuple(parts))
+    return _intern(_Key(tuple(parts)))
+
+
+_interned: dict = {}
+
+
+def _intern(key):
+    """One shared object per structure: later comparisons of keys holding it (the derived
+    graph cache, an enclosing recording's key, the compiled-program cache) stop at `is`."""
+    out = _interned.get(key)
+    if out is None:
+        if len(_interned) >= 4 * CACHE_SIZE:
+            _interned.clear()
+        out = _interned[key] = key
+    return out
 
 
 def graph_key(graph):
@@ -392,11 +412,7 @@ def call(fun, ins, name, owner):
     graph = Graph([t.var for t in tins] + trace.const_vars, [], [], trace.eqns, out_vars, None,
                   None)  # fmt: skip
     args = [*ins, *trace.const_vals]
-    mine = [isinstance(x, Tracer) and x._trace.main is tmain for x in args]
-    if all(getattr(x, "primal", None) is not None for x, m in zip(args, mine) if m):
-        primals = [x.primal if m else x for x, m in zip(args, mine)]  # under vmap: no revival
-        env = dict(zip(graph.in_vars, primals))
-        trace.revive = (env, _perturbed(graph, [v for v, m in zip(graph.in_vars, mine) if m]))
+    trace.revive = (graph, args, tmain)  # worked out only if a value outlives the call
     try:
         graph.staged_key = _structure_key(graph)
     except _Uncacheable:

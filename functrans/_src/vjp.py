@@ -186,6 +186,9 @@ def vjp_flat(fun, primals, name="vjp", owner=None):
 def _lower_aux(aux, trace):
     import jax
 
+    if aux is None:
+        return None
+
     def lower(x):
         if isinstance(x, VJPTracer) and x._trace is trace:
             return x.primal

@@ -46,6 +46,7 @@ from jax.numpy import (  # dtypes and constants, shared with jax.numpy  # noqa: 
 
 from .._src import core
 from .._src.core import Tracer, get_aval, is_python_scalar
+from .._src.core import issubdtype as _issubdtype
 from .._src.prims import elementwise as ew
 from .._src.prims import indexing as ix
 from .._src.prims import linalg as la
@@ -152,7 +153,7 @@ def _promote(*args, to_inexact=False):
     """Cast operands to their common dtype, as `jax.numpy` does. Python scalars stay literal."""
     avals = [get_aval(a) for a in args]
     dt, weak = ew.result_type(tuple((av.dtype, av.weak_type) for av in avals))
-    if to_inexact and not jnp.issubdtype(dt, jnp.inexact):
+    if to_inexact and not _issubdtype(dt, jnp.inexact):
         dt = _default_float()
     out = []
     for a, av in zip(args, avals):
@@ -229,7 +230,7 @@ def positive(x):
 def power(x, y):
     """`x ** y`; an integer Python exponent becomes an exact `integer_pow`, as in JAX."""
     if isinstance(y, (int, _np.integer)) and not isinstance(y, bool) and not is_python_scalar(x):
-        if jnp.issubdtype(get_aval(x).dtype, jnp.inexact) or y >= 0:
+        if _issubdtype(get_aval(x).dtype, jnp.inexact) or y >= 0:
             return ew.integer_pow(x, int(y)) if y != 0 else ones_like(x)
     x, y = _promote(x, y)
     if _all_scalars((x, y)):
@@ -437,8 +438,8 @@ def _reduction(prim_fn, promote_bool=False):
         aval = get_aval(a)
         if dtype is not None:
             a = asarray(a, dtype)
-        elif promote_bool and not jnp.issubdtype(aval.dtype, jnp.inexact):
-            if aval.dtype == _np.bool_ or jnp.issubdtype(aval.dtype, jnp.signedinteger):
+        elif promote_bool and not _issubdtype(aval.dtype, jnp.inexact):
+            if aval.dtype == _np.bool_ or _issubdtype(aval.dtype, jnp.signedinteger):
                 a = asarray(a, _default_int())
         axes = _axes(axis, aval.ndim)
         return _keep(prim_fn(a, axes), aval.shape, axes, keepdims)
@@ -697,7 +698,7 @@ def diagonal(a):
 def _as_array(a):
     # A NumPy operand whose dtype JAX keeps is a valid operand as it is: converting it here
     # would cost a JAX dispatch on every call (a constant weight matrix in an eager loop).
-    if isinstance(a, Tracer) or (
+    if isinstance(a, (Tracer, jax.Array)) or (
         type(a) is _np.ndarray and jax.dtypes.canonicalize_dtype(a.dtype) == a.dtype
     ):
         return a

@@ -24,6 +24,8 @@ from ..core import Primitive, ShapedArray, get_aval, is_python_scalar
 
 
 def _broadcast_shapes(*shapes):
+    if shapes and all(s == shapes[0] for s in shapes):
+        return tuple(shapes[0])
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
