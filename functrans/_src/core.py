@@ -112,7 +112,7 @@ def get_aval(x) -> ShapedArray:
         aval = getattr(x, "aval", None)
         if aval is None:
             return ShapedArray(x.shape, x.dtype)
-        key = (aval.shape, aval.dtype, aval.weak_type)
+        key = (aval.shape, aval.dtype, getattr(aval, "weak_type", False))
         out = _JAX_AVALS.get(key)
         if out is None:
             out = ShapedArray(*key)
