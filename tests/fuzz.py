@@ -150,7 +150,12 @@ def _finite(tree):
     return all(bool(onp.all(onp.isfinite(onp.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
 
 
-EAGER_CHECKS = ("value", "grad")
+# Checks also run eagerly with `eager=True` (everything but the checks that are a `jit`
+# themselves). Each runs twice: at top level the second call reuses the derivative programs
+# and the compiled program the first one made (`staged.py`, `lazy.py`), so both paths are
+# compared with JAX.
+EAGER_CHECKS = ("value", "grad", "vjp", "jvp", "jacfwd", "jacrev", "vmap_grad", "order2_ff",
+                "order2_fr", "order2_rf", "order2_rr")  # fmt: skip
 
 
 def _evaluate(thunks, jit):
@@ -194,7 +199,7 @@ def check_program(
       seed: seeds the inputs, directions and cotangent.
       word3: the third-order mode mix ("rfr", ...); by default one drawn from `seed`.
       only: names of the checks to run (all by default).
-      eager: also run the checks in `EAGER_CHECKS` eagerly.
+      eager: also run the checks in `EAGER_CHECKS` (and the third-order mix) eagerly, twice.
 
     Returns:
       `(number of checks compared, list of Mismatch)`. Checks whose JAX reference fails or
@@ -219,7 +224,9 @@ def check_program(
     refs = _evaluate(refs, jit=True)
     runs = [("jit", _evaluate(ours, jit=True))]
     if eager:
-        runs.append(("eager", _evaluate({k: ours[k] for k in EAGER_CHECKS if k in ours}, False)))
+        for mode in ("eager", "eager, again"):
+            mine = {k: v for k, v in ours.items() if k in EAGER_CHECKS or k.startswith("order3")}
+            runs.append((mode, _evaluate(mine, False)))
     n, found = 0, []
     for mode, results in runs:
         for name, got in results.items():
@@ -270,7 +277,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-nodes", type=int, default=12)
     parser.add_argument("--time-limit", type=float, default=None, help="seconds")
-    parser.add_argument("--eager", action="store_true", help="also run value and grad eagerly")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="also run the checks eagerly, twice (first and reused programs)",
+    )
     parser.add_argument("--show", action="store_true", help="print the programs, check none")
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)

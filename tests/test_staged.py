@@ -226,3 +226,23 @@ def test_jax_array_on_the_left_of_an_operator_is_recorded(stats, rng):
         hvp = ft.jvp(ft.grad(lambda x: f(fnp, x)), (x,), (v,))[1]
         assert_close(hvp, jax.jvp(jax.grad(lambda x: f(jnp, x)), (x,), (v,))[1])
     assert stats["unstaged"] == 0 and stats["reused"] >= 2
+
+
+def test_derived_programs_made_inside_jax_jit_never_keep_its_tracers(rng):
+    # Inside `jax.jit`, a transformation of closed-over *concrete* arrays still runs at top
+    # level, and constants its rules make with `jax.numpy` (the zeros a gather's VJP
+    # scatters into) are tracers of that jit. A derived program keeping one would hand a
+    # dead tracer to every later call with the same structure.
+    x = jnp.asarray(rng.randn(4))
+    idx = np.array([0, 2, 2])
+
+    def f(np_, x):
+        return np_.sum(np_.sin(x[idx]) ** 2)
+
+    want = jax.grad(lambda x: f(jnp, x))(x)
+    hvp_want = jax.jvp(jax.grad(lambda x: f(jnp, x)), (x,), (x,))[1]
+    assert_close(jax.jit(lambda: ft.grad(lambda x: f(fnp, x))(x))(), want)
+    assert_close(jax.jit(lambda: ft.jvp(ft.grad(lambda x: f(fnp, x)), (x,), (x,))[1])(), hvp_want)
+    for _ in range(2):
+        assert_close(ft.grad(lambda x: f(fnp, x))(x), want)
+        assert_close(ft.jvp(ft.grad(lambda x: f(fnp, x)), (x,), (x,))[1], hvp_want)

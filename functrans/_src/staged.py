@@ -258,7 +258,11 @@ def _derive(graph, kind, operands, build):
         stats["reused"] += 1
         return entry
     stats["derived"] += 1
-    with new_main(GraphTrace, f"staged {kind}", staging=True) as main:
+    # Constants the rules make with `jax.numpy` (zeros to scatter into) are values even when
+    # this call runs while `jax.jit` traces (closed-over concrete arrays reach top level
+    # there): a tracer of that jit kept in the derived graph would outlive it.
+    with jax.ensure_compile_time_eval(), new_main(GraphTrace, f"staged {kind}",
+                                                  staging=True) as main:  # fmt: skip
         trace = main.trace
         ins = [x if s is None or type(s) is tuple else trace.new_input(s)
                for x, s in zip(operands, specs)]  # fmt: skip
@@ -266,7 +270,7 @@ def _derive(graph, kind, operands, build):
         mask = tuple(o is not None for o in outs)
         out_atoms = [trace.atom(o) for o in outs if o is not None]
     b = trace.builder
-    if any(isinstance(c, Tracer) for c in b.const_vals):
+    if any(isinstance(c, (Tracer, jax.core.Tracer)) for c in b.const_vals):
         return None  # it captured a value of this call: not reusable
     in_vars = [x.var for x, s in zip(ins, specs) if s is not None and type(s) is not tuple]
     derived = Graph(in_vars, b.const_vars, b.const_vals, b.eqns, out_atoms, None, None).dce()
