@@ -246,3 +246,39 @@ def test_derived_programs_made_inside_jax_jit_never_keep_its_tracers(rng):
     for _ in range(2):
         assert_close(ft.grad(lambda x: f(fnp, x))(x), want)
         assert_close(ft.jvp(ft.grad(lambda x: f(fnp, x)), (x,), (x,))[1], hvp_want)
+
+
+def test_max_derivative_survives_an_operand_rounded_differently_by_xla():
+    # The eager fuzzing campaign (seed 100021): in the compiled eager program XLA computed
+    # `stop_gradient(t) * t + 0.125` again inside another fusion, rounded differently, so
+    # neither operand of `maximum` equalled its output and the derivative was silently 0.
+    # The rule now compares the operands with each other.
+    import fuzz
+    import fuzz_programs
+
+    program = fuzz_programs.Program(
+        """def prog(np, nn, lax, x0):
+    v0 = np.tanh(x0)
+    v1 = lax.stop_gradient(v0) * v0
+    v4 = np.maximum(0.0 * x0 + 0.3, v1 + 0.125)
+    return [np.power(1.0 + v4 * v4, 0.7)]
+""",
+        ((3, 2),),
+    )
+    n, found = fuzz.check_program(program, 100021, only=("grad", "order2_rr"), eager=True)
+    assert n == 6 and not found, "\n".join(map(str, found))
+
+
+@pytest.mark.parametrize("name, better", [("max", 1.0), ("min", -1.0)])
+def test_max_min_rules_do_not_compare_with_the_output(name, better):
+    # An output one ulp off the winning operand (what a recomputation can give) must not
+    # change the derivative: 1 for the winner, 0 for the loser, 1/2 each at a tie.
+    from functrans._src.prims import elementwise as ew
+
+    prim = getattr(ew, f"{name}_p")
+    x = jnp.array([better, 0.5, 0.25])
+    y = jnp.array([0.0, 0.5, 2.0 * better])
+    out = np.nextafter(np.asarray(prim.impl(x, y)), np.inf)
+    dx, dy = prim.vjp((True, True), jnp.ones(3), out, x, y)
+    assert_close(dx, np.array([1.0, 0.5, 0.0]))
+    assert_close(dy, np.array([0.0, 0.5, 1.0]))

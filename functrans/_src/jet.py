@@ -390,11 +390,12 @@ def _abs_rule(K, full, series):
     return [ew.abs_p.bind(x[0])] + [None if t is None else ew.mul(t, s) for t in x[1:]]
 
 
-def _max_min(prim):
+def _max_min(prim, beats):
     def rule(K, full, series):
         a, b = full
         z = prim.bind(a[0], b[0])
-        wa = ew.select(ew.eq(a[0], z), ew.select(ew.eq(b[0], z), 0.5, 1.0), 0.0)
+        # Compare the operands, not an operand with `z` (see `elementwise._wins`).
+        wa = ew.select(beats.bind(a[0], b[0]), 1.0, ew.select(ew.eq(a[0], b[0]), 0.5, 0.0))
         wb = ew.sub(1.0, wa)
         out = [z]
         for k in range(1, K + 1):
@@ -592,8 +593,8 @@ def _table():
         "sqrt": lambda K, full, series: s_sqrt(full[0], K),
         "rsqrt": lambda K, full, series: _one_over(s_sqrt(full[0], K), K),
         "abs": _abs_rule,
-        "max": _max_min(ew.max_p),
-        "min": _max_min(ew.min_p),
+        "max": _max_min(ew.max_p, ew.gt_p),
+        "min": _max_min(ew.min_p, ew.lt_p),
         "atan2": _atan2_rule,
         "rem": _rem_rule,
         "select": _select_rule,

@@ -193,13 +193,25 @@ def _pow_dy(x, y, z):
 pow_p = binary("pow", jnp.power, _pow_dx, _pow_dy)
 
 
-def _max_dx(x, y, z):
-    # 1 where x wins, 1/2 at a tie (JAX's balanced rule), 0 where y wins
-    return select(eq(x, z), select(eq(y, z), 0.5, 1.0), 0.0)
+def _wins(beats):
+    """The derivative of `max` (`beats` = `gt_p`) or `min` (`lt_p`) in one operand.
+
+    1 where that operand wins, 1/2 at a tie (JAX's balanced rule), 0 where the other wins
+    (and at a NaN). The operands are compared with each other, not with the output: XLA may
+    compute an operand again in another fusion, rounded differently (a contracted
+    multiply-add), and then neither would equal the output and both derivatives would be
+    silently 0.
+    """
+
+    def first(x, y, z):
+        return select(beats.bind(x, y), 1.0, select(eq(x, y), 0.5, 0.0))
+
+    def second(x, y, z):
+        return select(beats.bind(y, x), 1.0, select(eq(x, y), 0.5, 0.0))
+
+    return first, second
 
 
-max_p = binary("max", jnp.maximum, _max_dx, lambda x, y, z: _max_dx(y, x, z))
-min_p = binary("min", jnp.minimum, _max_dx, lambda x, y, z: _max_dx(y, x, z))
 atan2_p = binary(
     "atan2",
     jnp.arctan2,
@@ -232,6 +244,9 @@ lt_p = _compare("lt", jnp.less)
 le_p = _compare("le", jnp.less_equal)
 gt_p = _compare("gt", jnp.greater)
 ge_p = _compare("ge", jnp.greater_equal)
+# (after the comparisons their derivatives use)
+max_p = binary("max", jnp.maximum, *_wins(gt_p))
+min_p = binary("min", jnp.minimum, *_wins(lt_p))
 and_p = binary("and", jnp.logical_and, differentiable=False)
 or_p = binary("or", jnp.logical_or, differentiable=False)
 xor_p = binary("xor", jnp.logical_xor, differentiable=False)
