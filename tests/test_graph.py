@@ -73,6 +73,48 @@ def test_identical_work_is_shared():
     assert g.primitive_counts()["sin"] == 1
 
 
+def test_seed_cotangent_spread_by_a_reduction_multiplies_nothing():
+    # grad(sum(tanh(w @ x))) seeds 1.0, spread to f64[n] by the sum's rule; products with
+    # that array of ones (the backward pass and, forward over reverse, its tangent) are
+    # the other operand itself.
+    rng = np.random.RandomState(0)
+    w, x, v = rng.randn(5, 5), rng.randn(5), rng.randn(5)
+
+    def hvp(x, v, w):
+        f = lambda x: fnp.sum(fnp.tanh(w @ x))
+        return ft.jvp(ft.grad(f), (x,), (v,))[1]
+
+    g = ft.make_graph(hvp)(x, v, w)
+    ones = [e.outputs[0] for e in g.eqns if e.prim.name == "broadcast_to"]
+    used = [a for e in g.eqns for a in e.inputs]
+    assert ones and not any(any(a is o for a in used) for o in ones)
+    s = g.simplify()
+    assert s.primitive_counts().get("broadcast_to", 0) == 0
+    jf = lambda x: jnp.sum(jnp.tanh(w @ x))
+    expected = jax.jvp(jax.grad(jf), (x,), (v,))[1]
+    np.testing.assert_allclose(g(x, v, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(s(x, v, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(hvp(x, v, w), expected, rtol=1e-12)
+
+
+def test_filled_arrays_fold_only_where_shapes_match():
+    # x * ones(3) with x of shape () broadcasts: it must stay a product of shape (3,)
+    def f(x, y):
+        ones = fnp.broadcast_to(1.0, (3,))
+        return fnp.sum(x * ones) + fnp.sum(y * ones) + fnp.sum(y + fnp.broadcast_to(0.0, (3,)))
+
+    x, y = 0.7, np.array([1.0, -2.0, 3.0])
+    g = ft.make_graph(ft.grad(f, argnums=(0, 1)))(x, y)
+    gx, gy = g(x, y)
+    assert np.shape(gx) == () and np.shape(gy) == (3,)
+    jx, jy = jax.grad(
+        lambda x, y: jnp.sum(x * jnp.ones(3)) + 2 * jnp.sum(y) + 0.0, argnums=(0, 1)
+    )(x, y)
+    np.testing.assert_allclose(gx, jx, rtol=1e-12)
+    np.testing.assert_allclose(gy, jy, rtol=1e-12)
+    assert float(f(x, y)) == pytest.approx(3 * 0.7 + 2 * 2.0)
+
+
 def test_literal_one_folds_away():
     g = ft.make_graph(lambda x: (x * 1.0 + 0.0) / 1.0)(1.0)
     assert g.num_equations == 0

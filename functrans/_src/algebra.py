@@ -181,6 +181,18 @@ class AlgebraTable:
         self.by_poly.setdefault(frozen_key, value)
         self.keep.append(value)
 
+    def note_filled(self, value, fill):
+        """Register `value`, an array filled with the Python number `fill` (a broadcast
+        literal: the seed cotangent of `grad` spread by a reduction's rule), as that constant,
+        so that `x * ones` finds `x` itself and `x + zeros` finds `x` when `x` has its shape.
+        Constants are never shared themselves."""
+        p = self._operand(fill, None) if is_python_scalar(fill) else None
+        if p is None or not is_inexact(get_aval(value).dtype):
+            self.note_atom(value)
+            return
+        self.poly_of[id(value)] = p
+        self.keep.append(value)
+
     def note_atom(self, value):
         """Register a recorded non-polynomial value, so `x * 1` finds `x` itself."""
         if is_python_scalar(value):
