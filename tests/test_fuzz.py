@@ -8,6 +8,8 @@ import re
 
 import fuzz
 import fuzz_programs
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,3 +77,19 @@ def test_campaign_prints_the_summary(capsys):
     assert fuzz.main(["--programs", "1", "--seed", "3", "--max-nodes", "3"]) in (0, 1)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("1 programs, ") and " checks, " in last and " mismatches" in last
+
+
+_shapes = st.lists(st.lists(st.integers(0, 3), max_size=4).map(tuple), max_size=4)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, database=None)
+@given(_shapes)
+def test_broadcast_shapes_is_numpys_rule(shapes):
+    # the recorder's plain-Python broadcasting (a hot path) against NumPy's
+    try:
+        expected = tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        with pytest.raises(ValueError, match="Incompatible shapes for broadcasting"):
+            elementwise._broadcast_shapes(*shapes)
+    else:
+        assert elementwise._broadcast_shapes(*shapes) == expected

@@ -144,8 +144,10 @@ def _avals_out(prim, args, params, pkey):
     primitives on the same shapes, and abstract evaluation is a large part of recording."""
     key = None
     if pkey is not None:
-        key = (prim, tuple((type(a), repr(a)) if type(a) in _SCALAR_TYPES else get_aval(a)
-                           for a in args), pkey)  # fmt: skip
+        sig = []  # a loop, not a generator: this runs for every recorded primitive
+        for a in args:
+            sig.append((type(a), repr(a)) if type(a) in _SCALAR_TYPES else get_aval(a))
+        key = (prim, tuple(sig), pkey)
     avals = _aval_cache.get(key) if key is not None else None
     if avals is None:
         out = abstract_eval(prim, args, params)
@@ -176,9 +178,10 @@ def _static_key(v):
     if t in (int, bool, str, type(None)):
         return (t, v)
     if t is tuple or t is list:
-        if all(type(x) is int for x in v):
-            return (t, tuple(v))  # axes, shapes: the ints key themselves (no bool among them)
-        return (t, tuple(_static_key(x) for x in v))
+        for x in v:
+            if type(x) is not int:
+                return (t, tuple([_static_key(x) for x in v]))
+        return (t, tuple(v))  # axes, shapes: the ints key themselves (no bool among them)
     if t is slice:
         return (t, _static_key(v.start), _static_key(v.stop), _static_key(v.step))
     if isinstance(v, np.dtype) or isinstance(v, type):
@@ -226,7 +229,10 @@ def _graph_key(graph):
 def _param_key(params):
     if not params:
         return ()
-    return tuple((k, _static_key(v)) for k, v in sorted(params.items()))
+    if len(params) == 1:
+        ((k, v),) = params.items()
+        return ((k, _static_key(v)),)
+    return tuple([(k, _static_key(v)) for k, v in sorted(params.items())])
 
 
 def _slice(eqns, known, wanted):

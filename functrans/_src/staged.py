@@ -183,13 +183,22 @@ def _structure_key(graph):
     for v in graph.in_vars:
         num[v] = len(num)
         parts.append(v.aval)
+    # Plain loops: a generator per equation cost as much as the rest of the key.
     for eqn in graph.eqns:
         if eqn.pkey is None:
             raise _Uncacheable
-        ins = tuple((type(a.val), repr(a.val)) if type(a) is Lit else num[a] for a in eqn.inputs)
-        for o in eqn.outputs:
-            num[o] = len(num)
-        parts.append((eqn.prim, ins, eqn.pkey, tuple(o.aval for o in eqn.outputs)))
+        ins = []
+        for a in eqn.inputs:
+            ins.append((type(a.val), repr(a.val)) if type(a) is Lit else num[a])
+        outs = eqn.outputs
+        if len(outs) == 1:
+            num[outs[0]] = len(num)
+            avals = (outs[0].aval,)
+        else:
+            for o in outs:
+                num[o] = len(num)
+            avals = tuple([o.aval for o in outs])
+        parts.append((eqn.prim, tuple(ins), eqn.pkey, avals))
     parts.append(tuple(num[v] for v in graph.outs))
     return _intern(_Key(tuple(parts)))
 

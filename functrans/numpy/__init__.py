@@ -152,7 +152,7 @@ def size(a):
 def _promote(*args, to_inexact=False):
     """Cast operands to their common dtype, as `jax.numpy` does. Python scalars stay literal."""
     avals = [get_aval(a) for a in args]
-    dt, weak = ew.result_type(tuple((av.dtype, av.weak_type) for av in avals))
+    dt, weak = ew.result_type(tuple([(av.dtype, av.weak_type) for av in avals]))
     if to_inexact and not _issubdtype(dt, jnp.inexact):
         dt = _default_float()
     out = []
@@ -184,7 +184,7 @@ def _binary(fn, to_inexact=False):
     def wrapper(x, y):
         x, y = _promote(x, y, to_inexact=to_inexact)
         ew._broadcast_shapes(shape(x), shape(y))  # a clear ValueError, in every context
-        if _all_scalars((x, y)):
+        if is_python_scalar(x) and is_python_scalar(y):
             x = jnp.asarray(x)
         return fn(x, y)
 

@@ -24,8 +24,27 @@ from ..core import Primitive, ShapedArray, get_aval, is_python_scalar
 
 
 def _broadcast_shapes(*shapes):
-    if shapes and all(s == shapes[0] for s in shapes):
-        return tuple(shapes[0])
+    # NumPy's rule, in plain Python for the shapes that broadcast (np.broadcast_shapes costs
+    # several microseconds a call, and every recorded binary operation asks); NumPy itself
+    # for the error.
+    out = list(shapes[0]) if shapes else []
+    for s in shapes[1:]:
+        if len(s) == len(out) and tuple(s) == tuple(out):
+            continue
+        if len(s) > len(out):
+            out = [1] * (len(s) - len(out)) + out
+        off = len(out) - len(s)
+        for i, d in enumerate(s):
+            o = out[off + i]
+            if o == 1:
+                out[off + i] = d
+            elif d != 1 and d != o:
+                break
+        else:
+            continue
+        break
+    else:
+        return tuple(out)
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
