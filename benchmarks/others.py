@@ -24,11 +24,7 @@ def _torch_workloads(torch, order=W.ORDER):
         pairs = [(t(w).requires_grad_(True), t(b).requires_grad_(True)) for w, b in params]
         return pairs, [p for pair in pairs for p in pair]
 
-    def mlp(pairs, x, act):
-        for w, b in pairs[:-1]:
-            x = act(x @ w + b)
-        w, b = pairs[-1]
-        return x @ w + b
+    mlp = lambda pairs, x, act: W._mlp(None, pairs, x, act)  # the workloads' own MLP
 
     def grad(f, x):
         x = x.detach().requires_grad_(True)
@@ -165,11 +161,7 @@ def _autograd_workloads(order=W.ORDER):
 
     sigmoid = lambda z: 1.0 / (1.0 + anp.exp(-z))
 
-    def mlp(params, x, act):
-        for w, b in params[:-1]:
-            x = act(anp.dot(x, w) + b)
-        w, b = params[-1]
-        return anp.dot(x, w) + b
+    mlp = lambda params, x, act: W._mlp(None, params, x, act)
 
     def w1(fun_args):
         (x,) = fun_args
