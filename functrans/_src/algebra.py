@@ -181,17 +181,21 @@ class AlgebraTable:
         self.by_poly.setdefault(frozen_key, value)
         self.keep.append(value)
 
-    def note_filled(self, value, fill):
-        """Register `value`, an array filled with the Python number `fill` (a broadcast
-        literal: the seed cotangent of `grad` spread by a reduction's rule), as that constant,
-        so that `x * ones` finds `x` itself and `x + zeros` finds `x` when `x` has its shape.
-        Constants are never shared themselves."""
-        p = self._operand(fill, None) if is_python_scalar(fill) else None
-        if p is None or not is_inexact(get_aval(value).dtype):
-            self.note_atom(value)
-            return
-        self.poly_of[id(value)] = p
-        self.keep.append(value)
+    def note_results(self, prim, args, outs):
+        """Register the results of a recorded application that `lookup` found not algebraic.
+
+        A broadcast Python literal (`grad`'s seed cotangent spread by a reduction's rule) is
+        that constant, so `x * ones` finds `x` itself and `x + zeros` finds `x` where `x` has
+        its shape; constants are never shared themselves. Every other result is an atom.
+        """
+        if prim.name == "broadcast_to" and is_python_scalar(args[0]):
+            p = self._operand(args[0], None)
+            if p is not None and is_inexact(get_aval(outs[0]).dtype):
+                self.poly_of[id(outs[0])] = p
+                self.keep.append(outs[0])
+                return
+        for o in outs:
+            self.note_atom(o)
 
     def note_atom(self, value):
         """Register a recorded non-polynomial value, so `x * 1` finds `x` itself."""

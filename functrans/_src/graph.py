@@ -175,11 +175,8 @@ class GraphTrace(Trace):
         self.cse.put(key, args, result)
         if akey is not None:
             self.algebra.record(akey, result)
-        elif prim.name == "broadcast_to" and is_python_scalar(args[0]):
-            self.algebra.note_filled(result, args[0])
         else:
-            for o in outs:
-                self.algebra.note_atom(o)
+            self.algebra.note_results(prim, args, outs)
         return result
 
 

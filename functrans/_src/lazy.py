@@ -229,9 +229,6 @@ def _graph_key(graph):
 def _param_key(params):
     if not params:
         return ()
-    if len(params) == 1:
-        ((k, v),) = params.items()
-        return ((k, _static_key(v)),)
     return tuple([(k, _static_key(v)) for k, v in sorted(params.items())])
 
 

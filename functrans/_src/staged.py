@@ -190,15 +190,11 @@ def _structure_key(graph):
         ins = []
         for a in eqn.inputs:
             ins.append((type(a.val), repr(a.val)) if type(a) is Lit else num[a])
-        outs = eqn.outputs
-        if len(outs) == 1:
-            num[outs[0]] = len(num)
-            avals = (outs[0].aval,)
-        else:
-            for o in outs:
-                num[o] = len(num)
-            avals = tuple([o.aval for o in outs])
-        parts.append((eqn.prim, tuple(ins), eqn.pkey, avals))
+        avals = []
+        for o in eqn.outputs:
+            num[o] = len(num)
+            avals.append(o.aval)
+        parts.append((eqn.prim, tuple(ins), eqn.pkey, tuple(avals)))
     parts.append(tuple(num[v] for v in graph.outs))
     return _intern(_Key(tuple(parts)))
 
