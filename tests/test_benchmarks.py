@@ -47,3 +47,16 @@ def test_other_columns_compute_what_jax_computes(column, name, make):
     assert len(flat_got) == len(flat_expected)
     for g, e in zip(flat_got, flat_expected):
         np.testing.assert_allclose(g, np.asarray(e), rtol=1e-9, atol=1e-9)
+
+
+def test_floor_counts_at_least_the_matrix_products():
+    # benchmarks/floor.py divides XLA's FLOP count by the machine's peak: the count must hold
+    # every matrix product of the MLP (3 forward, 3 for the weights, 2 for the hidden inputs).
+    from benchmarks import floor
+
+    (n0, n1, n2, n3), b = W.SIZES["tiny"]["mlp"], W.SIZES["tiny"]["mlp_batch"]
+    products = 2 * b * (2 * (n0 * n1 + n1 * n2 + n2 * n3) + n1 * n2 + n2 * n3)
+    row = floor.floor_row("W2 MLP", peak=1e9, budget=0.01, rounds=1, size="tiny")
+    assert products <= row["flops"] < 2 * products
+    assert row["arithmetic_s"] == row["flops"] / 1e9
+    assert row["floor_jit"] == row["jax_jit_s"] / row["jax_eager_s"] > 0

@@ -260,9 +260,10 @@ NO_CRASH = {
     "grad_sqrt_at_0": (lambda: ft.grad(fnp.sqrt)(0.0), lambda: jax.grad(jnp.sqrt)(0.0)),
     "sqrt_of_negative": (lambda: ft.value_and_grad(fnp.sqrt)(-1.0),
                          lambda: jax.value_and_grad(jnp.sqrt)(-1.0)),
-    # XLA's compiled `max` gradient differs from JAX's eager one here, so compare compiled.
+    # JAX's rule gives NaN (0/0 ties) op by op, and 0 once XLA has simplified the division;
+    # functrans gives NaN in both, as JAX's rule means.
     "max_with_nan": (lambda: ft.jit(ft.grad(fnp.max))(jnp.array([1.0, NAN, 2.0])),
-                     lambda: jax.jit(jax.grad(jnp.max))(jnp.array([1.0, NAN, 2.0]))),
+                     lambda: jax.grad(jnp.max)(jnp.array([1.0, NAN, 2.0]))),
     "second_derivative_at_inf": (lambda: ft.grad(ft.grad(fnp.tanh))(-INF),
                                  lambda: jax.grad(jax.grad(jnp.tanh))(-INF)),
     "divide_by_zero": (lambda: ft.grad(lambda x: 1.0 / x)(0.0), lambda: jax.grad(lambda x: 1.0 / x)(0.0)),

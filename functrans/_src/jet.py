@@ -425,10 +425,7 @@ def _extremum_rule(prim):
     def rule(K, full, series, axes):
         (x,) = full
         out = prim.bind(x[0], axes=axes)
-        shape = ew.shape_of(x[0])
-        hit = ew.convert_element_type(ew.eq(x[0], red.expand_back(out, shape, axes)),
-                                      get_aval(x[0]).dtype)  # fmt: skip
-        w = ew.div(hit, red.expand_back(red.reduce_sum(hit, axes), shape, axes))
+        w = red.extremum_weights(prim, x[0], out, axes)
         return [out] + [None if t is None else red.reduce_sum(ew.mul(t, w), axes)
                         for t in x[1:]]  # fmt: skip
 

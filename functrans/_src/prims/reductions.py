@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -12,7 +13,9 @@ from .elementwise import (
     div,
     dtype_of,
     eq,
+    ge_p,
     mul,
+    ne_p,
     select,
     shape_of,
 )
@@ -74,23 +77,52 @@ def reduce_sum(x, axes):
 # =============================================================================================
 
 
+def extremum_weights(prim, x, out, axes):
+    """The derivative of `prim` (reduce_max or reduce_min, result `out`) in each entry of `x`.
+
+    1 / (number of ties) where an entry reaches the extremum, 0 elsewhere, as in JAX. XLA may
+    compute `x` once inside the reduction and again, rounded differently, inside a later
+    comparison (it contracts a multiply-add into one rounding in some fusions and not in
+    others), so no entry need equal `out`. A comparison with `out` therefore decides only
+    between ties: where it finds fewer than two entries, the weight is 1 at the position an
+    `argmax` (`argmin`) reduction picks, which compares the entries with each other inside one
+    reduction and cannot miss. The result is NaN where `out` is NaN, as in JAX.
+    """
+    shape, dtype = shape_of(x), dtype_of(x)
+    top = expand_back(out, shape, axes)
+    hit = convert_element_type(eq(x, top), dtype)
+    count = expand_back(reduce_sum(hit, axes), shape, axes)
+    ties = div(hit, count)
+    # the position of the first extremum, numbered row-major over `axes`
+    kept = [i for i in range(len(shape)) if i not in axes]
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    flat = x
+    if kept + list(axes) != list(range(len(shape))):
+        flat = transpose(x, kept + list(axes))
+    flat = reshape(flat, (*[shape[i] for i in kept], n))
+    arg = argmax_p if prim is reduce_max_p else argmin_p
+    index_dtype = jax.dtypes.canonicalize_dtype(np.int64)
+    first = arg.bind(flat, axis=len(kept), index_dtype=index_dtype)
+    pos = np.arange(n, dtype=index_dtype).reshape(
+        [shape[i] if i in axes else 1 for i in range(len(shape))]
+    )
+    one = convert_element_type(eq(pos, expand_back(first, shape, axes)), dtype)
+    w = select(ge_p.bind(count, 2.0), ties, one)
+    return select(ne_p.bind(top, top), np.nan, w)
+
+
 def _extremum(name, impl):
     p = Primitive(name)
     p.impl = impl
     p.abstract_eval = _reduce_aval
 
-    def weights(x, out, axes):
-        shape = shape_of(x)
-        hit = convert_element_type(eq(x, expand_back(out, shape, axes)), dtype_of(x))
-        return div(hit, expand_back(reduce_sum(hit, axes), shape, axes))
-
     def jvp(primals, tangents, axes):
         (x,), (t,) = primals, tangents
         out = p.bind(x, axes=axes)
-        return out, reduce_sum(mul(t, weights(x, out, axes)), axes)
+        return out, reduce_sum(mul(t, extremum_weights(p, x, out, axes)), axes)
 
     def vjp(needs, ct, out, x, axes):
-        return (mul(expand_back(ct, shape_of(x), axes), weights(x, out, axes)),)
+        return (mul(expand_back(ct, shape_of(x), axes), extremum_weights(p, x, out, axes)),)
 
     p.jvp, p.vjp = jvp, vjp
     p.batch = _reduce_batcher(p)
