@@ -72,8 +72,10 @@ def log_sigmoid(x):
 def logsumexp(a, axis=None, keepdims=False):
     """`log(sum(exp(a)))` over `axis`, shifted by the (constant) maximum for stability."""
     a = _arr(a)
-    m = fnp.max(a, axis=axis, keepdims=True)
-    m = ew.stop_gradient(fnp.where(fnp.isfinite(m), m, 0.0))
+    # The shift is a constant: its maximum is taken of a constant, so no transformation
+    # differentiates the maximum only to throw the derivative away.
+    m = fnp.max(ew.stop_gradient(a), axis=axis, keepdims=True)
+    m = fnp.where(fnp.isfinite(m), m, 0.0)
     out = fnp.log(fnp.sum(fnp.exp(a - m), axis=axis, keepdims=True)) + m
     if keepdims:
         return out
@@ -82,13 +84,13 @@ def logsumexp(a, axis=None, keepdims=False):
 
 def log_softmax(x, axis=-1):
     x = _arr(x)
-    shifted = x - ew.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    shifted = x - fnp.max(ew.stop_gradient(x), axis=axis, keepdims=True)  # a constant shift
     return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x, axis=-1):
     x = _arr(x)
-    unnormalized = fnp.exp(x - ew.stop_gradient(fnp.max(x, axis=axis, keepdims=True)))
+    unnormalized = fnp.exp(x - fnp.max(ew.stop_gradient(x), axis=axis, keepdims=True))
     return unnormalized / fnp.sum(unnormalized, axis=axis, keepdims=True)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import functrans as ft
 import functrans.numpy as fnp
+from conftest import assert_close
 
 
 def nested_grad(f, n):
@@ -263,3 +264,17 @@ def test_custom_rules_print_nested():
     clip.defvjp(lambda x: (x, None), lambda _, g: (fnp.clip(g, -1, 1),))
     text = str(ft.make_graph(lambda x: fnp.sin(clip(x)))(1.0))
     assert "    fwd=graph(a:f64[]) {" in text
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "softmax", "logsumexp"])
+def test_the_constant_shift_of_softmax_is_not_differentiated(name):
+    # The shift by the maximum is a constant: forward mode must not derive the maximum's
+    # derivative (an argmax and a dozen equations) only to drop it.
+    import functrans.nn as fnn
+
+    x = np.random.RandomState(0).normal(size=(3, 4)).astype(np.float32)
+    f = lambda x: fnp.sum(getattr(fnn, name)(x, axis=1) ** 2)  # noqa: E731
+    graph = ft.make_graph(ft.jacfwd(f))(x)
+    assert "argmax" not in graph.primitive_counts()
+    want = jax.jacfwd(lambda x: jnp.sum(getattr(jax.nn, name)(x, axis=1) ** 2))(x)
+    assert_close(graph(x), want, rtol=1e-5, atol=1e-6)

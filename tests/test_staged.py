@@ -358,3 +358,7 @@ def test_reduce_max_derivative_in_compiled_programs_on_many_inputs():
             assert_close(ours(x), want)
             assert_close(ours_jit(x), want)
             assert_close(ours_fwd(x), want)
+        xs = np.random.RandomState(99).normal(size=(3, *shape))
+        want = jax.vmap(jax.grad(lambda x: fun(jnp, jax.lax, x)))(xs)
+        assert_close(ft.vmap(ours)(xs), want)
+        assert_close(jax.jit(ft.vmap(ours))(xs), want)

@@ -354,7 +354,7 @@ register("cummin")(_masked_scan(lambda v: _fnp().min(v, axis=-1), True))
 @register("cumlogsumexp")
 def _cumlogsumexp(x, *, axis, reverse=False):
     # log(cumsum(exp(x - m))) + m with one shift for the whole axis keeps it finite.
-    m = ew.stop_gradient(red.reduce_max(x, (int(axis),)))
+    m = red.reduce_max(ew.stop_gradient(x), (int(axis),))  # a constant shift
     m = red.expand_back(m, _shape(x), (int(axis),))
     return ew.add(ew.log(red.cumsum(ew.exp(ew.sub(x, m)), int(axis), bool(reverse))), m)
 
