@@ -287,17 +287,17 @@ def test_max_min_rules_do_not_compare_with_the_output(name, better):
 @pytest.mark.parametrize("name, sign", [("max", 1.0), ("min", -1.0)])
 def test_reduce_max_min_rules_need_no_entry_equal_to_the_output(name, sign):
     # An output one ulp off every entry (an operand computed again, rounded differently, in
-    # the fusion that compares): the weight still goes, whole, to the extremum of each row.
+    # the fusion that compares) changes nothing: the rule never compares with the output.
+    # The weight goes, whole, to the extremum of each row, and ties share it as in JAX.
     from functrans._src.prims import reductions as red
 
     prim = getattr(red, f"reduce_{name}_p")
     x = sign * jnp.array([[1.0, 3.0, 2.0], [0.5, -1.0, 0.25], [2.0, 2.0, 1.0]])
-    out = np.nextafter(np.asarray(prim.impl(x, axes=(1,))), np.inf)
-    (dx,) = prim.vjp((True,), jnp.ones(3), out, x, axes=(1,))
-    assert_close(dx, np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]))
-    # With the exact output, ties share the weight as in JAX.
-    (dx,) = prim.vjp((True,), jnp.ones(3), prim.impl(x, axes=(1,)), x, axes=(1,))
-    assert_close(dx, np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]))
+    want = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    exact = np.asarray(prim.impl(x, axes=(1,)))
+    for out in (exact, np.nextafter(exact, np.inf), np.nextafter(exact, -np.inf)):
+        (dx,) = prim.vjp((True,), jnp.ones(3), out, x, axes=(1,))
+        assert_close(dx, want)
 
 
 @pytest.mark.parametrize("name", ["max", "min"])
@@ -336,8 +336,8 @@ def test_reduce_max_derivative_survives_an_operand_rounded_differently_by_xla():
 
 
 def test_reduce_max_derivative_in_compiled_programs_on_many_inputs():
-    # The case above on more inputs and shapes, eager and under jax.jit, forward and reverse,
-    # against JAX's derivative computed operation by operation.
+    # The case above on more inputs and shapes, with exact ties between computed values, eager
+    # and under jax.jit, forward and reverse, against JAX's derivative computed op by op.
     def f(np_, lax, x):
         t = np_.tanh(x)
         return np_.sum(np_.max(lax.stop_gradient(t) * t + 0.125, axis=1) ** 2)
@@ -346,9 +346,15 @@ def test_reduce_max_derivative_in_compiled_programs_on_many_inputs():
         t = np_.tanh(x)
         return np_.sum(np_.min(lax.stop_gradient(t) * t - 0.5, axis=(0, 2)) ** 2)
 
+    def h(np_, lax, x):
+        # exact ties between computed values: each row of `u` repeated three times
+        t = np_.tanh(x)
+        u = np_.broadcast_to((lax.stop_gradient(t) * t + 0.125)[:, None, :], (7, 3, 5))
+        return np_.sum(np_.max(u, axis=(1, 2)) ** 2)
+
     import functrans.lax as flax
 
-    for fun, shape in ((f, (7, 5)), (g, (3, 4, 5))):
+    for fun, shape in ((f, (7, 5)), (g, (3, 4, 5)), (h, (7, 5))):
         ours = ft.grad(lambda x: fun(fnp, flax, x))
         ours_jit = jax.jit(ours)
         ours_fwd = jax.jit(ft.jacfwd(lambda x: fun(fnp, flax, x)))

@@ -425,7 +425,7 @@ def _extremum_rule(prim):
     def rule(K, full, series, axes):
         (x,) = full
         out = prim.bind(x[0], axes=axes)
-        w = red.extremum_weights(prim, x[0], out, axes)
+        w = red.extremum_weights(prim, x[0], axes)
         return [out] + [None if t is None else red.reduce_sum(ew.mul(t, w), axes)
                         for t in x[1:]]  # fmt: skip
 

@@ -13,11 +13,11 @@ from .elementwise import (
     div,
     dtype_of,
     eq,
-    ge_p,
     mul,
     ne_p,
     select,
     shape_of,
+    stop_gradient,
 )
 from .structural import reshape, transpose
 
@@ -77,38 +77,53 @@ def reduce_sum(x, axes):
 # =============================================================================================
 
 
-def extremum_weights(prim, x, out, axes):
-    """The derivative of `prim` (reduce_max or reduce_min, result `out`) in each entry of `x`.
+def extremum_weights(prim, x, axes):
+    """The derivative of `prim` (reduce_max or reduce_min) over `axes` in each entry of `x`.
 
-    1 / (number of ties) where an entry reaches the extremum, 0 elsewhere, as in JAX. XLA may
-    compute `x` once inside the reduction and again, rounded differently, inside a later
-    comparison (it contracts a multiply-add into one rounding in some fusions and not in
-    others), so no entry need equal `out`. A comparison with `out` therefore decides only
-    between ties: where it finds fewer than two entries, the weight is 1 at the position an
-    `argmax` (`argmin`) reduction picks, which compares the entries with each other inside one
-    reduction and cannot miss. The result is NaN where `out` is NaN, as in JAX.
+    1 / (number of ties) where an entry reaches the extremum, 0 elsewhere (NaN where the
+    extremum is NaN), as in JAX. XLA may compute `x` once inside one fusion and again,
+    rounded differently, inside another (it contracts a multiply-add into one rounding in
+    some fusions and not in others), so comparing the entries with the reduction's output
+    can find no entry equal to it, and the derivative would be silently 0. Here nothing
+    compares values made by different fusions: an `argmax` (`argmin`) reduction picks the
+    first extremum, and each entry is compared with that one through a single gather that
+    yields both, `(x[i], x[first])`; wherever XLA computes the pair, it computes both with
+    the same code, so exact ties stay ties and the first extremum always matches itself.
     """
-    shape, dtype = shape_of(x), dtype_of(x)
-    top = expand_back(out, shape, axes)
-    hit = convert_element_type(eq(x, top), dtype)
-    count = expand_back(reduce_sum(hit, axes), shape, axes)
-    ties = div(hit, count)
-    # the position of the first extremum, numbered row-major over `axes`
+    from .indexing import getitem
+    from .structural import concatenate
+
+    x = stop_gradient(x)  # the weights are locally constant: no outer derivative of them
+    shape = shape_of(x)
     kept = [i for i in range(len(shape)) if i not in axes]
+    kept_shape = tuple(shape[i] for i in kept)
     n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
-    flat = x
-    if kept + list(axes) != list(range(len(shape))):
-        flat = transpose(x, kept + list(axes))
-    flat = reshape(flat, (*[shape[i] for i in kept], n))
-    arg = argmax_p if prim is reduce_max_p else argmin_p
+    moved = x if kept + list(axes) == list(range(len(shape))) else transpose(x, kept + list(axes))
+    flat = reshape(moved, (*kept_shape, n))
+    k = len(kept)
     index_dtype = jax.dtypes.canonicalize_dtype(np.int64)
-    first = arg.bind(flat, axis=len(kept), index_dtype=index_dtype)
-    pos = np.arange(n, dtype=index_dtype).reshape(
-        [shape[i] if i in axes else 1 for i in range(len(shape))]
+    arg = argmax_p if prim is reduce_max_p else argmin_p
+    first = reshape(arg.bind(flat, axis=k, index_dtype=index_dtype), (*kept_shape, 1, 1))
+    # pairs[..., i, :] = (x[..., i], x[..., first])
+    entry = np.arange(n, dtype=index_dtype).reshape(n, 1)
+    where = concatenate(
+        [broadcast_to(entry, (*kept_shape, n, 1)), broadcast_to(first, (*kept_shape, n, 1))],
+        k + 1,
     )
-    one = convert_element_type(eq(pos, expand_back(first, shape, axes)), dtype)
-    w = select(ge_p.bind(count, 2.0), ties, one)
-    return select(ne_p.bind(top, top), np.nan, w)
+    rows = tuple(
+        np.arange(d, dtype=index_dtype).reshape((-1,) + (1,) * (k + 1 - i))
+        for i, d in enumerate(kept_shape)
+    )
+    pairs = getitem(flat, (*rows, where))
+    top = getitem(pairs, (..., 1))
+    hit = convert_element_type(eq(getitem(pairs, (..., 0)), top), dtype_of(x))
+    w = div(hit, expand_back(reduce_sum(hit, (k,)), (*kept_shape, n), (k,)))
+    # NaN where the extremum is NaN (no entry equals it: 0/0, which XLA may fold to 0)
+    w = select(ne_p.bind(top, top), np.nan, w)
+    w = reshape(w, [*kept_shape, *(shape[a] for a in axes)])
+    if moved is x:
+        return w
+    return transpose(w, tuple(np.argsort(kept + list(axes))))
 
 
 def _extremum(name, impl):
@@ -119,10 +134,10 @@ def _extremum(name, impl):
     def jvp(primals, tangents, axes):
         (x,), (t,) = primals, tangents
         out = p.bind(x, axes=axes)
-        return out, reduce_sum(mul(t, extremum_weights(p, x, out, axes)), axes)
+        return out, reduce_sum(mul(t, extremum_weights(p, x, axes)), axes)
 
     def vjp(needs, ct, out, x, axes):
-        return (mul(expand_back(ct, shape_of(x), axes), extremum_weights(p, x, out, axes)),)
+        return (mul(expand_back(ct, shape_of(x), axes), extremum_weights(p, x, axes)),)
 
     p.jvp, p.vjp = jvp, vjp
     p.batch = _reduce_batcher(p)
