@@ -86,9 +86,9 @@ def extremum_weights(prim, x, axes):
     some fusions and not in others), so comparing the entries with the reduction's output
     can find no entry equal to it, and the derivative would be silently 0. Here nothing
     compares values made by different fusions: an `argmax` (`argmin`) reduction picks the
-    first extremum, and each entry is compared with that one through a single gather that
-    yields both, `(x[i], x[first])`; wherever XLA computes the pair, it computes both with
-    the same code, so exact ties stay ties and the first extremum always matches itself.
+    first extremum, and the entries are compared with that one through a single gather that
+    yields both, `(x[0], ..., x[n-1], x[first])`; wherever XLA computes it, it computes all
+    with the same code, so exact ties stay ties and the first extremum always matches itself.
     """
     from .indexing import getitem
     from .structural import concatenate
@@ -103,20 +103,17 @@ def extremum_weights(prim, x, axes):
     k = len(kept)
     index_dtype = jax.dtypes.canonicalize_dtype(np.int64)
     arg = argmax_p if prim is reduce_max_p else argmin_p
-    first = reshape(arg.bind(flat, axis=k, index_dtype=index_dtype), (*kept_shape, 1, 1))
-    # pairs[..., i, :] = (x[..., i], x[..., first])
-    entry = np.arange(n, dtype=index_dtype).reshape(n, 1)
-    where = concatenate(
-        [broadcast_to(entry, (*kept_shape, n, 1)), broadcast_to(first, (*kept_shape, n, 1))],
-        k + 1,
-    )
+    first = reshape(arg.bind(flat, axis=k, index_dtype=index_dtype), (*kept_shape, 1))
+    # both[..., :n] = x[..., :], both[..., n] = x[..., first]: one gather
+    entry = np.arange(n, dtype=index_dtype)
+    where = concatenate([broadcast_to(entry, (*kept_shape, n)), first], k)
     rows = tuple(
-        np.arange(d, dtype=index_dtype).reshape((-1,) + (1,) * (k + 1 - i))
+        np.arange(d, dtype=index_dtype).reshape((-1,) + (1,) * (k - i))
         for i, d in enumerate(kept_shape)
     )
-    pairs = getitem(flat, (*rows, where))
-    top = getitem(pairs, (..., 1))
-    hit = convert_element_type(eq(getitem(pairs, (..., 0)), top), dtype_of(x))
+    both = getitem(flat, (*rows, where))
+    top = getitem(both, (..., slice(n, n + 1)))
+    hit = convert_element_type(eq(getitem(both, (..., slice(0, n))), top), dtype_of(x))
     w = div(hit, expand_back(reduce_sum(hit, (k,)), (*kept_shape, n), (k,)))
     # NaN where the extremum is NaN (no entry equals it: 0/0, which XLA may fold to 0)
     w = select(ne_p.bind(top, top), np.nan, w)
