@@ -368,3 +368,13 @@ def test_reduce_max_derivative_in_compiled_programs_on_many_inputs():
         want = jax.vmap(jax.grad(lambda x: fun(jnp, jax.lax, x)))(xs)
         assert_close(ft.vmap(ours)(xs), want)
         assert_close(jax.jit(ft.vmap(ours))(xs), want)
+
+
+def test_reduce_max_derivative_of_empty_arrays():
+    # No entries to compare: an empty maximum still fails as in JAX, and reducing an axis of
+    # an array with no rows gives an empty derivative.
+    with pytest.raises(ValueError, match="zero-size array"):
+        ft.grad(fnp.max)(jnp.zeros(0))
+    x = jnp.zeros((0, 3))
+    want = jax.grad(lambda x: jnp.sum(jnp.max(x, axis=1)))(x)
+    assert_close(ft.grad(lambda x: fnp.sum(fnp.max(x, axis=1)))(x), want)

@@ -98,6 +98,8 @@ def extremum_weights(prim, x, axes):
     kept = [i for i in range(len(shape)) if i not in axes]
     kept_shape = tuple(shape[i] for i in kept)
     n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    if n == 0 or 0 in kept_shape:  # no entries (the reduction itself reports an empty axis)
+        return broadcast_to(np.zeros((), dtype_of(x)), shape)
     moved = x if kept + list(axes) == list(range(len(shape))) else transpose(x, kept + list(axes))
     flat = reshape(moved, (*kept_shape, n))
     k = len(kept)
