@@ -603,3 +603,22 @@ def test_dynamic_slice_errors_name_the_fix():
         ft.lax.dynamic_slice(x, (0,), (2, 2))
     with pytest.raises(TypeError, match="integer start indices"):
         ft.lax.dynamic_slice(x, (0.5, 0), (2, 2))
+
+
+@pytest.mark.parametrize("mode", [None, "fill", "clip", "wrap"])
+def test_take_modes_as_in_jax(mode):
+    # out-of-range and negative indices, a 2-d index, and the flattened array (axis=None)
+    m = np.arange(12.0).reshape(3, 4)
+    for axis, idx in ((1, [1, -1, 9, -5]), (1, [[1, -2], [7, 0]]), (0, 3), (None, [3, -13, 12])):
+        want = jnp.take(m, jnp.array(idx), axis=axis, mode=mode)
+        assert_close(fnp.take(m, np.array(idx), axis=axis, mode=mode), want)
+        traced = jax.jit(lambda m, i: fnp.take(m, i, axis=axis, mode=mode))
+        assert_close(traced(m, jnp.array(idx)), want)
+
+        def loss(np_, m):
+            t = np_.take(m * m, np.array(idx), axis=axis, mode=mode)
+            return np_.sum(np_.where(np_.isnan(t), 0.0, t) ** 2)
+
+        assert_close(ft.grad(lambda m: loss(fnp, m))(m), jax.grad(lambda m: loss(jnp, m))(m))
+    with pytest.raises(ValueError, match="mode="):
+        fnp.take(m, np.array([0]), mode="raise")

@@ -47,6 +47,17 @@ CASES = {
         ((), (2, 3)),
         ("value", "grad", "jvp", "order2_rr"),
     ),
+    # `np.take` clamped out-of-range indices (as `x[i]` does) where `jnp.take` fills them
+    # with NaN and a zero derivative: the values differed only where JAX's are NaN, which
+    # the value check skips, and `jacfwd` gave the clamped entry's derivative (seed 500100).
+    "take_fills_out_of_range": (
+        """def prog(np, nn, lax, x0):
+    v3 = np.stack([x0, np.sin(x0)], axis=0)
+    return [np.take(v3 * v3, np.array([1, 2, 2]), axis=0)]
+""",
+        ((3,),),
+        ("jacfwd", "jacrev"),
+    ),
 }
 
 

@@ -649,13 +649,53 @@ def flip(a, axis=None):
     return a[tuple(slice(None, None, -1) if i in axes else slice(None) for i in range(nd))]
 
 
-def take(a, indices, axis=None):
+def _take_fill(dtype, fill_value):
+    if fill_value is not None:
+        return fill_value
+    dtype = _np.dtype(dtype)
+    if dtype.kind in "fc":
+        return float("nan")
+    if dtype.kind == "b":
+        return True
+    info = _np.iinfo(dtype)
+    return int(info.min if dtype.kind == "i" else info.max)
+
+
+def take(a, indices, axis=None, mode=None, fill_value=None):
+    """`jnp.take`: entries of `a` at `indices` along `axis` (of the flattened `a` by default).
+
+    As in JAX, `mode=None` means `"fill"`: an index in `[-n, n)` counts from the end when
+    negative, and any other index gives `fill_value` (NaN for floating point, the smallest
+    integer for signed integers), with a zero derivative there. `"clip"` clamps indices into
+    range and `"wrap"` takes them modulo `n`.
+    """
+    a = ravel(a) if axis is None else _as_array(a)
+    ax = 0 if axis is None else _axes(axis, ndim(a))[0]
+    n = shape(a)[ax]
+    mode = "fill" if mode is None else mode
+    if mode not in ("fill", "clip", "wrap", "promise_in_bounds"):
+        raise ValueError(
+            f"`take` got mode={mode!r}; use 'fill' (the default), 'clip', 'wrap' or "
+            "'promise_in_bounds'."
+        )
+    traced = isinstance(indices, (Tracer, jax.core.Tracer))
+    idx = indices if traced else _np.asarray(indices)
+    if mode == "wrap":
+        idx = idx % n
+    elif mode in ("clip", "promise_in_bounds"):
+        idx = clip(idx, 0, n - 1) if traced else _np.clip(idx, 0, n - 1)  # no wrapping
+    else:
+        valid = (idx >= -n) & (idx < n)
+        if not traced and bool(_np.all(valid)):
+            mode = "in range"  # nothing to fill
     # `ix.getitem`, not `a[...]`: a constant JAX array indexed by a functrans value must
-    # still go through functrans (JAX's own `__getitem__` would refuse the index).
-    if axis is None:
-        return ix.getitem(ravel(a), indices)
-    (ax,) = _axes(axis, ndim(a))
-    return ix.getitem(_as_array(a), (slice(None),) * ax + (indices,))
+    # still go through functrans (JAX's own `__getitem__` would refuse the index). It clamps
+    # indices into range.
+    out = ix.getitem(a, (slice(None),) * ax + (idx,))
+    if mode != "fill":
+        return out
+    keep = (1,) * ax + tuple(shape(idx)) + (1,) * (ndim(a) - ax - 1)
+    return where(reshape(valid, keep), out, _take_fill(get_aval(out).dtype, fill_value))
 
 
 def tile(a, reps):
