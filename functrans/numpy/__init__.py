@@ -686,13 +686,12 @@ def take(a, indices, axis=None, mode=None, fill_value=None):
         idx = clip(idx, 0, n - 1) if traced else _np.clip(idx, 0, n - 1)  # no wrapping
     else:
         valid = (idx >= -n) & (idx < n)
-        if not traced and bool(_np.all(valid)):
-            mode = "in range"  # nothing to fill
+    fill = mode == "fill" and (traced or not bool(_np.all(valid)))
     # `ix.getitem`, not `a[...]`: a constant JAX array indexed by a functrans value must
     # still go through functrans (JAX's own `__getitem__` would refuse the index). It clamps
     # indices into range.
     out = ix.getitem(a, (slice(None),) * ax + (idx,))
-    if mode != "fill":
+    if not fill:
         return out
     keep = (1,) * ax + tuple(shape(idx)) + (1,) * (ndim(a) - ax - 1)
     return where(reshape(valid, keep), out, _take_fill(get_aval(out).dtype, fill_value))

@@ -77,6 +77,21 @@ def reduce_sum(x, axes):
 # =============================================================================================
 
 
+def _to_rows(x, axes):
+    """`x` with the `axes` moved last and merged: `(rows, perm)`, rows shaped `(*kept, n)`."""
+    shape = shape_of(x)
+    kept = [i for i in range(len(shape)) if i not in axes]
+    perm = kept + list(axes)
+    n = int(np.prod([shape[i] for i in axes], dtype=np.int64))
+    return reshape(transpose(x, perm), (*(shape[i] for i in kept), n)), perm
+
+
+def _from_rows(y, shape, perm):
+    """The inverse of `_to_rows` for an array `y` shaped like its rows."""
+    y = reshape(y, [shape[i] for i in perm])
+    return transpose(y, tuple(np.argsort(perm)))
+
+
 def extremum_weights(prim, x, axes):
     """The derivative of `prim` (reduce_max or reduce_min) over `axes` in each entry of `x`.
 
@@ -95,14 +110,11 @@ def extremum_weights(prim, x, axes):
 
     x = stop_gradient(x)  # the weights are locally constant: no outer derivative of them
     shape = shape_of(x)
-    kept = [i for i in range(len(shape)) if i not in axes]
-    kept_shape = tuple(shape[i] for i in kept)
-    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
-    if n == 0 or 0 in kept_shape:  # no entries (the reduction itself reports an empty axis)
+    if 0 in shape:  # no entries (the reduction itself reports an empty axis)
         return broadcast_to(np.zeros((), dtype_of(x)), shape)
-    moved = x if kept + list(axes) == list(range(len(shape))) else transpose(x, kept + list(axes))
-    flat = reshape(moved, (*kept_shape, n))
-    k = len(kept)
+    flat, perm = _to_rows(x, axes)
+    *kept_shape, n = shape_of(flat)
+    k = len(kept_shape)
     index_dtype = jax.dtypes.canonicalize_dtype(np.int64)
     arg = argmax_p if prim is reduce_max_p else argmin_p
     first = reshape(arg.bind(flat, axis=k, index_dtype=index_dtype), (*kept_shape, 1))
@@ -119,10 +131,7 @@ def extremum_weights(prim, x, axes):
     w = div(hit, expand_back(reduce_sum(hit, (k,)), (*kept_shape, n), (k,)))
     # NaN where the extremum is NaN (no entry equals it: 0/0, which XLA may fold to 0)
     w = select(ne_p.bind(top, top), np.nan, w)
-    w = reshape(w, [*kept_shape, *(shape[a] for a in axes)])
-    if moved is x:
-        return w
-    return transpose(w, tuple(np.argsort(kept + list(axes))))
+    return _from_rows(w, shape, perm)
 
 
 def _extremum(name, impl):
@@ -167,19 +176,12 @@ reduce_prod_p.abstract_eval = _reduce_aval
 
 def _prod_of_others(x, axes):
     """An array shaped like `x` whose entry i is the product over `axes` of all entries but i."""
-    shape = shape_of(x)
-    kept = [i for i in range(len(shape)) if i not in axes]
-    perm = kept + list(axes)
-    moved = transpose(x, perm)
-    lead = [shape[i] for i in kept]
-    n = int(np.prod([shape[i] for i in axes], dtype=np.int64))
-    flat = reshape(moved, (*lead, 1, n))
+    flat, perm = _to_rows(x, axes)
+    *lead, n = shape_of(flat)
     eye = np.eye(n, dtype=bool)
     # row i of the (n, n) block is x with entry i replaced by 1
-    block = select(eye, 1.0, broadcast_to(flat, (*lead, n, n)))
-    others = reduce_prod(block, (len(lead) + 1,))
-    others = reshape(others, [shape[i] for i in perm])
-    return transpose(others, tuple(np.argsort(perm)))
+    block = select(eye, 1.0, broadcast_to(reshape(flat, (*lead, 1, n)), (*lead, n, n)))
+    return _from_rows(reduce_prod(block, (len(lead) + 1,)), shape_of(x), perm)
 
 
 def _reduce_prod_jvp(primals, tangents, axes):
