@@ -127,8 +127,14 @@ class Mismatch:
         return f"{self.check}: {self.detail}"
 
 
-def _compare(got, want):
-    """None when the trees agree, else a description of the first difference."""
+def _compare(got, want, same_nonfinite=False):
+    """None when the trees agree, else a description of the first difference.
+
+    Entries where the reference is finite are compared with a tolerance (a NaN or an infinity
+    of ours there is a difference). Where the reference is NaN or infinite, `same_nonfinite`
+    asks for the very same value (the primal values of one function must agree there);
+    otherwise those entries are not compared (derivatives at a singularity may differ by rule).
+    """
     g_leaves, g_tree = jax.tree_util.tree_flatten(got)
     w_leaves, w_tree = jax.tree_util.tree_flatten(want)
     if g_tree != w_tree:
@@ -139,15 +145,30 @@ def _compare(got, want):
             return f"leaf {i}: shape {g.shape} != {w.shape}"
         if g.dtype != w.dtype:
             return f"leaf {i}: dtype {g.dtype} != {w.dtype}"
+        finite = (
+            onp.isfinite(w) if onp.issubdtype(w.dtype, onp.inexact) else onp.ones(w.shape, bool)
+        )
+        if same_nonfinite and not onp.array_equal(g[~finite], w[~finite], equal_nan=True):
+            where = onp.argwhere(~finite)[:5].tolist()
+            return (
+                f"leaf {i}: at the reference's NaN/inf entries {where}...\n  got  {g}\n  want {w}"
+            )
+        g, w = g[finite], w[finite]
         scale = max(1.0, float(onp.max(onp.abs(w), initial=0.0)))
-        if not onp.allclose(g, w, rtol=RTOL, atol=ATOL * scale, equal_nan=True):
+        if not onp.allclose(g, w, rtol=RTOL, atol=ATOL * scale):
             err = float(onp.max(onp.abs(g - w)))
             return f"leaf {i}: max abs error {err:.3g} (scale {scale:.3g})\n  got  {g}\n  want {w}"
     return None
 
 
-def _finite(tree):
-    return all(bool(onp.all(onp.isfinite(onp.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
+def _comparable(tree, same_nonfinite):
+    """Whether a reference has anything to compare: a finite entry, or NaNs that must match."""
+    if same_nonfinite:
+        return True
+    return any(
+        not onp.issubdtype(onp.asarray(x).dtype, onp.inexact) or bool(onp.any(onp.isfinite(x)))
+        for x in jax.tree_util.tree_leaves(tree)
+    )
 
 
 # Checks also run eagerly with `eager=True` (everything but the checks that are a `jit`
@@ -202,8 +223,9 @@ def check_program(
       eager: also run the checks in `EAGER_CHECKS` (and the third-order mix) eagerly, twice.
 
     Returns:
-      `(number of checks compared, list of Mismatch)`. Checks whose JAX reference fails or
-      is not finite are skipped.
+      `(number of checks compared, list of Mismatch)`. Checks whose JAX reference fails are
+      skipped; so are derivative checks whose reference has no finite entry. Values must
+      agree on NaN and infinite entries too; derivatives are compared where JAX's are finite.
     """
     if not jax.config.jax_enable_x64:
         raise RuntimeError("`check_program` compares in float64: enable `jax_enable_x64`.")
@@ -231,14 +253,15 @@ def check_program(
     for mode, results in runs:
         for name, got in results.items():
             want = refs.get(REFERENCE_OF.get(name, name))
-            if want is None or isinstance(want, Exception) or not _finite(want):
+            strict = name == "value"
+            if want is None or isinstance(want, Exception) or not _comparable(want, strict):
                 continue
             n += 1
             if isinstance(got, Exception):
                 tb = traceback.format_exception_only(type(got), got)[-1].strip()
                 found.append(Mismatch(f"{name} ({mode})", f"raised {tb}"))
                 continue
-            diff = _compare(got, want)
+            diff = _compare(got, want, same_nonfinite=strict)
             if diff is not None:
                 found.append(Mismatch(f"{name} ({mode})", diff))
     return n, found

@@ -451,6 +451,17 @@ class Generator:
         return template.format(a.name, b.name), shape, a.dup or b.dup or a is b, [a, b]
 
     def _einsum(self):
+        if self.r.random() < 0.25:
+            # '...' over leading (or trailing) axes, broadcast between the operands
+            spec = self.r.choice(["...i,ij->...j", "...i,ij", "...ij,...jk->...ik",
+                                  "i...,i...->...", "...i,...i"])  # fmt: skip
+            fn = lambda s, t: _shape_of(lambda x, y: onp.einsum(spec, x, y), s, t)
+            found = self.pair(fn, lambda v: len(v.shape) >= 1, lambda v: len(v.shape) >= 1, False)
+            if found is None:
+                return None
+            a, b, shape = found
+            text = f"np.einsum({spec!r}, {a.name}, {b.name})"
+            return text, shape, a.dup or b.dup or a is b, [a, b]
         a = self.pick(lambda v: len(v.shape) >= 1)
         b = self.pick()
         if a is None:

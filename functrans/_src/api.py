@@ -492,7 +492,7 @@ def linearize(fun, *primals):
         outs, out_ts, _ = jvp_flat(flat_fun, flat, t_in, name="linearize")
         out_atoms = [gtrace.atom(_finish(o, t)) for o, t in zip(outs, out_ts)]
     b = gtrace.builder
-    t_vars = [t.var for t in t_in if t is not None]
+    t_vars = [t.node for t in t_in if t is not None]
     graph = Graph(t_vars, b.const_vars, b.const_vals, b.eqns, out_atoms, None, None)
     out_tree = holder["out_tree"]
 

@@ -96,7 +96,7 @@ def _closed_graph(fun, leaves, in_tree):
     b = trace.builder
     # Constants become leading inputs, bound as operands, so that a closed-over value of an
     # outer transformation is visible to it.
-    graph = Graph(b.const_vars + [t.var for t in tracers], [], [], b.eqns, outs, None, None)
+    graph = Graph(b.const_vars + [t.node for t in tracers], [], [], b.eqns, outs, None, None)
     return graph.simplify(), list(b.const_vals), out_tree
 
 

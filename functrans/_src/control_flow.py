@@ -44,7 +44,7 @@ def _trace_flat(fun, avals, name):
         ins = [trace.new_input(a) for a in avals]
         outs = [trace.atom(o) for o in fun(ins)]
     b = trace.builder
-    graph = Graph(b.const_vars + [t.var for t in ins], [], [], b.eqns, outs, None, None)
+    graph = Graph(b.const_vars + [t.node for t in ins], [], [], b.eqns, outs, None, None)
     return graph.simplify(), list(b.const_vals)
 
 

@@ -637,11 +637,11 @@ class Tracer(metaclass=_TracerType):
         _refuse_numpy_call(self, out, "prod")
         return _namespace().prod(self, axis=axis, keepdims=keepdims, **kwargs)
 
-    def var(self, axis=None, keepdims=False, ddof=0):
-        return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def var(self, axis=None, keepdims=False, ddof=0, **kwargs):
+        return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof, **kwargs)
 
-    def std(self, axis=None, keepdims=False, ddof=0):
-        return _namespace().std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+    def std(self, axis=None, keepdims=False, ddof=0, **kwargs):
+        return _namespace().std(self, axis=axis, keepdims=keepdims, ddof=ddof, **kwargs)
 
     def argmax(self, axis=None):
         return _namespace().argmax(self, axis=axis)

@@ -360,13 +360,14 @@ def _cumlogsumexp(x, *, axis, reverse=False):
 
 
 @register("dot_general")
-def _dot_general(x, y, *, dimension_numbers, preferred_element_type=None, **params):
+def _dot_general(x, y, *, dimension_numbers, precision=None, preferred_element_type=None, **params):
     (xc, yc), (xb, yb) = dimension_numbers
     dims = ((tuple(map(int, xc)), tuple(map(int, yc))), (tuple(map(int, xb)), tuple(map(int, yb))))
-    out = la.dot_general(x, y, dims)
-    if preferred_element_type is not None and _dtype(out) != np.dtype(preferred_element_type):
-        out = ew.convert_element_type(out, preferred_element_type)
-    return out
+    # JAX names the output dtype in every product; it is a parameter here only where it differs
+    # from the operands' (bfloat16 or int8 operands accumulated in float32 / int32).
+    pet = preferred_element_type
+    same = pet is None or (_dtype(x) == _dtype(y) == np.dtype(pet))
+    return la.dot_general(x, y, dims, precision, None if same else pet)
 
 
 _CONV_PARAMS = (

@@ -107,12 +107,12 @@ def abstract_eval(prim, args, params):
 
 
 class GraphTracer(Tracer):
-    __slots__ = ("_aval", "var")
+    __slots__ = ("_aval", "node")
 
     def __init__(self, trace, aval, var):
         self._trace = trace
         self._aval = aval
-        self.var = var
+        self.node = var
 
     @property
     def aval(self):
@@ -153,7 +153,7 @@ class GraphTrace(Trace):
 
     def atom(self, x):
         if isinstance(x, GraphTracer) and x._trace is self:
-            return x.var
+            return x.node
         if is_python_scalar(x):
             return Lit(x)
         return self.builder.const(x)
@@ -170,7 +170,7 @@ class GraphTrace(Trace):
         avals = out_aval if prim.multiple_results else [out_aval]
         outs = [GraphTracer(self, av, Var(av)) for av in avals]
         inputs = [self.atom(a) for a in args]
-        self.builder.eqns.append(Eqn(prim, inputs, [o.var for o in outs], dict(params)))
+        self.builder.eqns.append(Eqn(prim, inputs, [o.node for o in outs], dict(params)))
         result = outs if prim.multiple_results else outs[0]
         self.cse.put(key, args, result)
         if akey is not None:
@@ -478,7 +478,7 @@ def trace_to_graph(fun, args, static_argnums=(), name="make_graph"):
         out_leaves, out_tree = jax.tree_util.tree_flatten(out)
         outs = [trace.atom(o) for o in out_leaves]
     b = trace.builder
-    return Graph([t.var for t in tracers], b.const_vars, b.const_vals, b.eqns, outs, in_tree,
+    return Graph([t.node for t in tracers], b.const_vars, b.const_vals, b.eqns, outs, in_tree,
                  out_tree)  # fmt: skip
 
 

@@ -338,9 +338,9 @@ def _select_rule(K, full, series):
     return out
 
 
-def _dot_general_rule(K, full, series, dimension_numbers):
+def _dot_general_rule(K, full, series, dimension_numbers, **params):
     a, b = full
-    f = lambda u, v: la.dot_general(u, v, dimension_numbers)
+    f = lambda u, v: la.dot_general(u, v, dimension_numbers, **params)
     out = [f(a[0], b[0])]
     for k in range(1, K + 1):
         out.append(_sum([None if a[i] is None or b[k - i] is None else f(a[i], b[k - i])

@@ -44,7 +44,7 @@ def _trace(fun, args, kwargs, static):
         out_leaves, out_tree = jax.tree_util.tree_flatten(out)
         outs = [trace.atom(o) for o in out_leaves]
     b = trace.builder
-    graph = Graph([t.var for t in tracers], b.const_vars, b.const_vals, b.eqns, outs, in_tree,
+    graph = Graph([t.node for t in tracers], b.const_vars, b.const_vals, b.eqns, outs, in_tree,
                   out_tree)  # fmt: skip
     return graph.simplify()
 

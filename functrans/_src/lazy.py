@@ -42,12 +42,12 @@ CACHE_SIZE = 512
 class LazyTracer(Tracer):
     """A value of a top-level transformation: an equation's output, computed on demand."""
 
-    __slots__ = ("_aval", "var")
+    __slots__ = ("_aval", "node")
 
     def __init__(self, trace, aval, var):
         self._trace = trace
         self._aval = aval
-        self.var = var
+        self.node = var
 
     @property
     def aval(self):
@@ -96,7 +96,7 @@ class LazyTrace(Trace):
 
     def atom(self, x):
         if isinstance(x, LazyTracer) and x._trace is self:
-            return x.var
+            return x.node
         if type(x) in _SCALAR_TYPES:
             return Lit(x)
         var = self._const_ids.get(id(x))
@@ -122,17 +122,17 @@ class LazyTrace(Trace):
         avals = _avals_out(prim, args, params, pkey)
         outs = [LazyTracer(self, av, Var(av)) for av in avals]
         inputs = [self.atom(a) for a in args]
-        self.eqns.append(LazyEqn(prim, inputs, [o.var for o in outs], params, pkey))
+        self.eqns.append(LazyEqn(prim, inputs, [o.node for o in outs], params, pkey))
         return outs if prim.multiple_results else outs[0]
 
     def materialize(self, tracers):
         """Concrete values of `tracers` (of this trace), computing what they depend on."""
-        wanted = [t.var for t in tracers if t.var not in self.known]
+        wanted = [t.node for t in tracers if t.node not in self.known]
         if wanted:
             values = _run(self.eqns, self.known, wanted)
             self.known.update(zip(wanted, values))
         # An input asked for as such is handed out as a JAX array, as in op-by-op mode.
-        return [_on_device(self.known[t.var]) for t in tracers]
+        return [_on_device(self.known[t.node]) for t in tracers]
 
 
 _SCALAR_TYPES = (bool, int, float, complex)

@@ -57,12 +57,12 @@ class _NeedsValue(Exception):
 
 
 class StageTracer(Tracer):
-    __slots__ = ("_aval", "var")
+    __slots__ = ("_aval", "node")
 
     def __init__(self, trace, aval, var):
         self._trace = trace
         self._aval = aval
-        self.var = var
+        self.node = var
 
     @property
     def aval(self):
@@ -120,7 +120,7 @@ class StageTrace(Trace):
             raise _escaped_error(self.main)  # under vmap: the inputs have no single value
         env = dict(zip(graph.in_vars, [x.primal if m else x for x, m in zip(args, mine)]))
         perturbed = _perturbed(graph, [v for v, m in zip(graph.in_vars, mine) if m])
-        wanted = [t.var for t in tracers]
+        wanted = [t.node for t in tracers]
         if any(v in perturbed for v in wanted):
             # A value the transformation was differentiating (or batching): as in a run
             # with values, it cannot be used once the transformation has ended.
@@ -133,7 +133,7 @@ class StageTrace(Trace):
 
     def atom(self, x):
         if isinstance(x, StageTracer) and x._trace is self:
-            return x.var
+            return x.node
         if is_python_scalar(x):
             return Lit(x)
         var = self._const_ids.get(id(x))
@@ -152,7 +152,7 @@ class StageTrace(Trace):
         avals = _avals_out(prim, args, params, pkey)
         outs = [StageTracer(self, av, Var(av)) for av in avals]
         inputs = [self.atom(a) for a in args]
-        self.eqns.append(LazyEqn(prim, inputs, [o.var for o in outs], params, pkey))
+        self.eqns.append(LazyEqn(prim, inputs, [o.node for o in outs], params, pkey))
         return outs if prim.multiple_results else outs[0]
 
 
@@ -277,7 +277,7 @@ def _derive(graph, kind, operands, build):
     b = trace.builder
     if any(isinstance(c, (Tracer, jax.core.Tracer)) for c in b.const_vals):
         return None  # it captured a value of this call: not reusable
-    in_vars = [x.var for x, s in zip(ins, specs) if s is not None and type(s) is not tuple]
+    in_vars = [x.node for x, s in zip(ins, specs) if s is not None and type(s) is not tuple]
     derived = Graph(in_vars, b.const_vars, b.const_vals, b.eqns, out_atoms, None, None).dce()
     derived.staged_key = _Key(("derived", key))
     entry = (derived, mask, info)
@@ -412,13 +412,13 @@ def call(fun, ins, name, owner):
             outs, aux = fun(tins)
             leaves, tree = jax.tree_util.tree_flatten((list(outs), aux))
             own = [isinstance(x, StageTracer) and x._trace is trace for x in leaves]
-            out_vars = [x.var for x, o in zip(leaves, own) if o]
+            out_vars = [x.node for x, o in zip(leaves, own) if o]
     except Exception:  # noqa: BLE001 - a value was needed, or `fun` failed: run it with values
         stats["unstaged"] += 1
         if len(_unstaged) < 4096:
             _unstaged[okey] = True
         return fun(ins)
-    graph = Graph([t.var for t in tins] + trace.const_vars, [], [], trace.eqns, out_vars, None,
+    graph = Graph([t.node for t in tins] + trace.const_vars, [], [], trace.eqns, out_vars, None,
                   None)  # fmt: skip
     args = [*ins, *trace.const_vals]
     trace.revive = (graph, args, tmain)  # worked out only if a value outlives the call

@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import functools
 import math
+import string
 
 import jax
 import jax.numpy as jnp
@@ -110,19 +111,25 @@ def full(shape, fill_value, dtype=None):
     return jnp.full(shape, fill_value, dtype)
 
 
-def zeros_like(a, dtype=None):
+def zeros_like(a, dtype=None, shape=None):
+    """Zeros with the dtype of `a` and its shape, or `shape` when given (as `jnp.zeros_like`)."""
     aval = get_aval(a)
-    return jnp.zeros(aval.shape, dtype or aval.dtype)
+    return jnp.zeros(aval.shape if shape is None else shape, dtype or aval.dtype)
 
 
-def ones_like(a, dtype=None):
+def ones_like(a, dtype=None, shape=None):
+    """Ones with the dtype of `a` and its shape, or `shape` when given (as `jnp.ones_like`)."""
     aval = get_aval(a)
-    return jnp.ones(aval.shape, dtype or aval.dtype)
+    return jnp.ones(aval.shape if shape is None else shape, dtype or aval.dtype)
 
 
-def full_like(a, fill_value, dtype=None):
+def full_like(a, fill_value, dtype=None, shape=None):
+    """`fill_value` with the dtype of `a` and its shape, or `shape` when given.
+
+    A traced `fill_value` stays differentiable: it is broadcast, not baked in as a constant.
+    """
     aval = get_aval(a)
-    return full(aval.shape, fill_value, dtype or aval.dtype)
+    return full(aval.shape if shape is None else shape, fill_value, dtype or aval.dtype)
 
 
 arange = jnp.arange
@@ -266,7 +273,28 @@ sqrt = _unary_float(ew.sqrt)
 rsqrt = _unary_float(ew.rsqrt)
 floor = _unary_float(ew.floor)
 ceil = _unary_float(ew.ceil_p.bind)
-round = _unary_float(ew.round_p.bind)  # noqa: A001
+_round_half_even = _unary_float(ew.round_p.bind)
+
+
+def round(a, decimals=0):  # noqa: A001
+    """Round to `decimals` decimal places, halves to even, as `jax.numpy.round`.
+
+    For `decimals != 0` the value is scaled by `10**decimals`, rounded and scaled back, as JAX
+    does (so the scaled product's own rounding decides near-halves). Negative `decimals`
+    round to tens, hundreds, ... The derivative is zero almost everywhere.
+
+    >>> import functrans.numpy as fnp
+    >>> fnp.round(fnp.asarray([14.0, 25.0, -15.0]), -1).tolist()  # halves go to even
+    [10.0, 20.0, -20.0]
+    """
+    if decimals == 0:
+        return _round_half_even(a)
+    (a,) = _promote(a, to_inexact=True)
+    factor = 10**decimals
+    return divide(_round_half_even(multiply(a, factor)), factor)
+
+
+around = round
 
 
 def log2(x):
@@ -432,8 +460,78 @@ def _keep(y, shape_in, axes, keepdims):
     return st.reshape(y, tuple(1 if i in axes else d for i, d in enumerate(shape_in)))
 
 
-def _reduction(prim_fn, promote_bool=False):
-    def reduce(a, axis=None, keepdims=False, dtype=None):
+def _mask(name, where, shape_in):
+    """The `where=` argument of a reduction, checked: a boolean array that fits `shape_in`.
+
+    `jax.numpy` would broadcast the input up to a larger mask and then reduce the input's
+    original axes of the broadcast array; here such a mask is an error instead.
+    """
+    where = asarray(where) if not isinstance(where, Tracer) else where
+    aval = get_aval(where)
+    if aval.dtype != _np.bool_:
+        raise ValueError(
+            f"`functrans.numpy.{name}`: `where` must be None or a boolean array, got dtype "
+            f"{aval.dtype} instead; pass a mask such as `x > 0` or `mask.astype(bool)`."
+        )
+    try:
+        fits = ew._broadcast_shapes(aval.shape, shape_in) == tuple(shape_in)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"`functrans.numpy.{name}`: the `where` mask of shape {aval.shape} does not "
+            f"broadcast to the shape {tuple(shape_in)} of the array it masks; pass a mask of "
+            "that shape, or one that broadcasts to it."
+        )
+    return where
+
+
+def _masked(x, mask, fill):
+    # `where` is a keyword of the reductions, so they reach the function through this helper.
+    # Selecting (rather than multiplying by the mask) keeps a derivative of exactly zero at
+    # masked-out entries, even where they hold inf or NaN.
+    return where(mask, x, fill)
+
+
+def _count(mask, shape_in, axes, keepdims, dtype):
+    """How many entries `mask` keeps along `axes`: the divisor of a masked mean."""
+    return sum(asarray(broadcast_to(mask, shape_in), dtype), axes, keepdims)
+
+
+def _identity(name, dtype):
+    """The value a masked-out entry takes: the identity of the reduction `name` in `dtype`."""
+    dtype = _np.dtype(dtype)
+    if name in ("sum", "prod"):
+        one = name == "prod"
+        return one if dtype == _np.bool_ else int(one)
+    if dtype == _np.bool_:
+        return name == "min"
+    if dtype.kind in "iu":
+        info = _np.iinfo(dtype)
+        return int(info.min if name == "max" else info.max)
+    return -math.inf if name == "max" else math.inf
+
+
+def _initial(name, initial, dtype):
+    """`initial=` of a reduction as a scalar of the reduction's dtype (as `jax.numpy` casts it)."""
+    initial = asarray(initial) if not isinstance(initial, Tracer) else initial
+    if get_aval(initial).shape != ():
+        raise ValueError(
+            f"`functrans.numpy.{name}`: `initial` must be a scalar, got an array of shape "
+            f"{get_aval(initial).shape} instead; reduce it first, e.g. `initial=init.max()`."
+        )
+    return asarray(initial, dtype)
+
+
+def _reduction(prim_fn, name, combine, promote_bool=False, has_identity=True):
+    def reduce(a, axis=None, keepdims=False, dtype=None, *, initial=None, where=None):
+        if where is not None and initial is None and not has_identity:
+            raise ValueError(
+                f"`functrans.numpy.{name}` has no identity, so a `where` mask needs an "
+                f"`initial` value too (the result where every entry is masked out), e.g. "
+                f"`{name}(x, where=mask, initial={'-' if name == 'max' else ''}jnp.inf)`, "
+                f"as in `jax.numpy.{name}`."
+            )
         a = asarray(a) if not isinstance(a, Tracer) else a
         aval = get_aval(a)
         if dtype is not None:
@@ -442,15 +540,29 @@ def _reduction(prim_fn, promote_bool=False):
             if aval.dtype == _np.bool_ or _issubdtype(aval.dtype, jnp.signedinteger):
                 a = asarray(a, _default_int())
         axes = _axes(axis, aval.ndim)
-        return _keep(prim_fn(a, axes), aval.shape, axes, keepdims)
+        if where is not None:
+            mask = _mask(name, where, aval.shape)
+            a = _masked(a, mask, _identity(name, get_aval(a).dtype))
+        out = prim_fn(a, axes)
+        if initial is not None:
+            # As in JAX, `initial` joins the reduction afterwards: `max(initial, max(a))`.
+            out = combine(_initial(name, initial, get_aval(a).dtype), out)
+        return _keep(out, aval.shape, axes, keepdims)
 
+    reduce.__name__ = reduce.__qualname__ = name
+    reduce.__doc__ = (
+        f"`jax.numpy.{name}` over `axis` (all axes by default), with `keepdims` and `dtype`.\n\n"
+        "`where` (a boolean mask that broadcasts to `a`) leaves entries out, with a zero "
+        "derivative there;\n`initial` (a scalar) joins the result as one more entry."
+        + ("" if has_identity else f" `{name}` has no identity: `where` needs `initial`.")
+    )
     return reduce
 
 
-sum = _reduction(red.reduce_sum, promote_bool=True)  # noqa: A001
-prod = _reduction(red.reduce_prod, promote_bool=True)
-max = amax = _reduction(red.reduce_max)  # noqa: A001
-min = amin = _reduction(red.reduce_min)  # noqa: A001
+sum = _reduction(red.reduce_sum, "sum", add, promote_bool=True)  # noqa: A001
+prod = _reduction(red.reduce_prod, "prod", multiply, promote_bool=True)
+max = amax = _reduction(red.reduce_max, "max", maximum, has_identity=False)  # noqa: A001
+min = amin = _reduction(red.reduce_min, "min", minimum, has_identity=False)  # noqa: A001
 
 
 def all(a, axis=None, keepdims=False):  # noqa: A001
@@ -461,29 +573,73 @@ def any(a, axis=None, keepdims=False):  # noqa: A001
     return max(asarray(a, bool), axis, keepdims)
 
 
-def mean(a, axis=None, keepdims=False, dtype=None):
+def mean(a, axis=None, keepdims=False, dtype=None, *, where=None):
+    """`jax.numpy.mean`; with `where`, the mean of the entries the mask keeps.
+
+    The divisor is then the number of kept entries along `axis` (NaN where there is none).
+    """
     a = asarray(a) if not isinstance(a, Tracer) else a
     aval = get_aval(a)
     (a,) = _promote(a, to_inexact=True)
     if dtype is not None:
         a = asarray(a, dtype)
     axes = _axes(axis, aval.ndim)
+    if where is not None:
+        mask = _mask("mean", where, aval.shape)
+        count = _count(mask, aval.shape, axes, keepdims, get_aval(a).dtype)
+        return divide(sum(a, axes, keepdims, where=mask), count)
     n = int(_np.prod([aval.shape[i] for i in axes], dtype=_np.int64))
     return divide(sum(a, axes, keepdims), float(n))
 
 
-def var(a, axis=None, keepdims=False, ddof=0):
+def _ddof(name, ddof, correction):
+    if correction is None:
+        return ddof
+    if not isinstance(ddof, int) or ddof != 0:
+        raise ValueError(
+            f"`functrans.numpy.{name}` got both `ddof={ddof}` and `correction={correction}`; "
+            "`correction` is the Array API name of `ddof`, so pass only one of them."
+        )
+    return correction
+
+
+def var(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correction=None):
+    """`jax.numpy.var`: the mean squared deviation, divided by `N - ddof`.
+
+    `correction` is another name for `ddof`. With `where`, only the entries the mask keeps
+    count, `N` is their number along `axis`, and masked-out entries get a zero derivative.
+    Where `N - ddof <= 0` the result is NaN, as in JAX. `dtype` (inexact) is the dtype the
+    variance is computed and returned in.
+    """
+    ddof = _ddof("var", ddof, correction)
     a = asarray(a) if not isinstance(a, Tracer) else a
     aval = get_aval(a)
     (a,) = _promote(a, to_inexact=True)
+    if dtype is not None:
+        if not _issubdtype(dtype, jnp.inexact):
+            raise ValueError(
+                f"`functrans.numpy.var`/`std` computes in `dtype`, which must be a floating "
+                f"or complex dtype; got {_np.dtype(dtype)} instead. Cast the result instead."
+            )
+        a = asarray(a, dtype)
     axes = _axes(axis, aval.ndim)
-    n = int(_np.prod([aval.shape[i] for i in axes], dtype=_np.int64))
-    centered = subtract(a, mean(a, axes, keepdims=True))
-    return divide(sum(multiply(centered, centered), axes, keepdims), float(n - ddof))
+    if where is None:
+        n = int(_np.prod([aval.shape[i] for i in axes], dtype=_np.int64))
+        centered = subtract(a, mean(a, axes, keepdims=True))
+        out = divide(sum(multiply(centered, centered), axes, keepdims), float(n - ddof))
+        return out if n - ddof > 0 else _masked(out, False, math.nan)
+    mask = _mask("var", where, aval.shape)
+    # Zeroing the masked-out entries first keeps inf or NaN there out of every derivative.
+    a = _masked(a, mask, 0)
+    centered = subtract(a, mean(a, axes, keepdims=True, where=mask))
+    total = sum(multiply(centered, centered), axes, keepdims, where=mask)
+    normalizer = subtract(_count(mask, aval.shape, axes, keepdims, get_aval(a).dtype), ddof)
+    return _masked(divide(total, normalizer), greater(normalizer, 0), math.nan)
 
 
-def std(a, axis=None, keepdims=False, ddof=0):
-    return sqrt(var(a, axis, keepdims, ddof))
+def std(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correction=None):
+    """`jax.numpy.std`: the square root of `var` with the same arguments."""
+    return sqrt(var(a, axis, keepdims, ddof, dtype=dtype, where=where, correction=correction))
 
 
 def _arg(prim):
@@ -503,11 +659,24 @@ argmax = _arg(red.argmax_p)
 argmin = _arg(red.argmin_p)
 
 
-def cumsum(a, axis=None):
+def cumsum(a, axis=None, dtype=None):
+    """Running sums along `axis` (of the flattened `a` by default), as `jax.numpy.cumsum`.
+
+    Booleans are counted in the default integer dtype. `dtype` is the dtype of the sums;
+    `dtype=bool` counts the nonzero entries and reports whether any has been seen so far.
+    """
     a = asarray(a) if not isinstance(a, Tracer) else a
     if axis is None:
         a, axis = reshape(a, (-1,)), 0
     (ax,) = _axes(axis, get_aval(a).ndim)
+    in_dtype = get_aval(a).dtype
+    if dtype is not None and _np.dtype(dtype) == _np.bool_:
+        count = red.cumsum(asarray(not_equal(a, 0), _default_int()), ax)
+        return asarray(count, bool)
+    if dtype is not None:
+        a = asarray(a, dtype)
+    elif in_dtype == _np.bool_:
+        a = asarray(a, _default_int())
     return red.cumsum(a, ax)
 
 
@@ -600,8 +769,16 @@ def broadcast_arrays(*args):
     return [broadcast_to(a, shp) for a in args]
 
 
-def concatenate(arrays, axis=0):
-    arrays = _promote(*arrays)
+def concatenate(arrays, axis=0, dtype=None):
+    """Join `arrays` along an existing `axis`, in their common dtype or in `dtype` if given.
+
+    As in `jax.numpy`, `dtype` casts each array to it directly (`1.5` becomes `1` for an
+    integer `dtype`), rather than promoting them together first.
+    """
+    if dtype is None:
+        arrays = _promote(*arrays)
+    else:
+        arrays = [asarray(a, dtype) for a in arrays]
     arrays = [asarray(a) if is_python_scalar(a) else a for a in arrays]
     nd = ndim(arrays[0])
     if nd == 0:
@@ -610,12 +787,18 @@ def concatenate(arrays, axis=0):
     return st.concatenate(arrays, ax)
 
 
-def stack(arrays, axis=0):
+def stack(arrays, axis=0, out=None, dtype=None):
+    """Join `arrays` along a new `axis`, in their common dtype or in `dtype` if given."""
     if not arrays:
         raise ValueError("`stack` needs at least one array.")
+    if out is not None:
+        raise NotImplementedError(
+            "`functrans.numpy.stack` does not support `out` (arrays are immutable); use the "
+            "returned array instead."
+        )
     nd = ndim(arrays[0]) + 1
     ax = axis % nd
-    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax)
+    return concatenate([expand_dims(a, ax) for a in arrays], axis=ax, dtype=dtype)
 
 
 def hstack(arrays):
@@ -718,15 +901,59 @@ def triu(m, k=0):
     return where(_np.tri(n, mm, k - 1, dtype=bool), 0, m)
 
 
-def trace(a):
-    n = builtins.min(shape(a)[-2:])
-    return sum(multiply(a[..., :n, :n], _np.eye(n, dtype=get_aval(a).dtype)), axis=(-2, -1))
+def _diagonal_axes(name, a, axis1, axis2):
+    nd = ndim(a)
+    if nd < 2:
+        raise ValueError(
+            f"`functrans.numpy.{name}` needs an array of at least two dimensions, got shape "
+            f"{shape(a)} instead."
+        )
+    ((ax1,), (ax2,)) = _axes(axis1, nd), _axes(axis2, nd)
+    if ax1 == ax2:
+        raise ValueError(
+            f"`functrans.numpy.{name}`: `axis1` and `axis2` must be two different axes, got "
+            f"axis {ax1} for both."
+        )
+    return ax1, ax2
 
 
-def diagonal(a):
-    n = builtins.min(shape(a)[-2:])
-    idx = _np.arange(n)
-    return a[..., idx, idx]
+def trace(a, offset=0, axis1=0, axis2=1, dtype=None):
+    """The sum of `diagonal(a, offset, axis1, axis2)`, as `jax.numpy.trace`.
+
+    `dtype` is the dtype of the sum (integers and booleans sum in the default integer dtype
+    otherwise).
+    """
+    ax1, ax2 = _diagonal_axes("trace", a, axis1, axis2)
+    nd = ndim(a)
+    if offset == 0 and dtype is None and (ax1, ax2) == (nd - 2, nd - 1):
+        n = builtins.min(shape(a)[-2:])
+        eye = _np.eye(n, dtype=get_aval(a).dtype)
+        return sum(multiply(a[..., :n, :n], eye), axis=(-2, -1))
+    return sum(diagonal(a, offset, ax1, ax2), axis=-1, dtype=dtype)
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    """The `offset`-th diagonal of the matrices spanned by `axis1` and `axis2`.
+
+    As in `jax.numpy.diagonal`, the diagonal is the last axis of the result, after the
+    remaining axes in order; `offset > 0` reads above the main diagonal (`a[i, i + offset]`)
+    and `offset < 0` below it.
+
+    >>> import functrans.numpy as fnp
+    >>> fnp.diagonal(fnp.arange(6.0).reshape(2, 3), offset=1).tolist()
+    [1.0, 5.0]
+    """
+    ax1, ax2 = _diagonal_axes("diagonal", a, axis1, axis2)
+    nd = ndim(a)
+    if (ax1, ax2) != (nd - 2, nd - 1):
+        a = moveaxis(a, (ax1, ax2), (-2, -1))
+    n, m = shape(a)[-2:]
+    if offset == 0:
+        idx = _np.arange(builtins.min(n, m))
+        return a[..., idx, idx]
+    first_row, first_col = builtins.max(-offset, 0), builtins.max(offset, 0)
+    k = _np.arange(builtins.max(0, builtins.min(n - first_row, m - first_col)))
+    return a[..., k + first_row, k + first_col]
 
 
 # =============================================================================================
@@ -744,9 +971,26 @@ def _as_array(a):
     return asarray(a)
 
 
-def matmul(a, b):
-    """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes."""
+def _scaled(out, preferred_element_type):
+    """A product that needed no `dot_general` (a scalar operand), in the requested dtype."""
+    if preferred_element_type is None or get_aval(out).dtype == preferred_element_type:
+        return out
+    return ew.convert_element_type(out, preferred_element_type)
+
+
+def matmul(a, b, *, precision=None, preferred_element_type=None):
+    """Matrix product with NumPy's rules for 1-D operands and broadcast batch axes.
+
+    `precision` and `preferred_element_type` are `jax.numpy.matmul`'s: the precision of the
+    product on accelerators (`"highest"` asks for full float32 on GPU and TPU) and the dtype
+    it accumulates in and returns; every derivative keeps them.
+
+    >>> import functrans.numpy as fnp
+    >>> fnp.matmul(fnp.ones((2, 3)), fnp.ones((3,)), precision="highest")
+    Array([3., 3.], dtype=float32)
+    """
     a, b = _promote(_as_array(a), _as_array(b))
+    kw = {"precision": precision, "preferred_element_type": preferred_element_type}
     sa, sb = shape(a), shape(b)
     if not sa or not sb:
         raise ValueError("`matmul` does not accept scalar operands; use `*` instead.")
@@ -757,46 +1001,60 @@ def matmul(a, b):
         )
     if len(sb) <= 2:
         # No batch axes on b: contract a's last axis with b's first directly.
-        return la.dot_general(a, b, (((len(sa) - 1,), (0,)), ((), ())))
+        return la.dot_general(a, b, (((len(sa) - 1,), (0,)), ((), ())), **kw)
     a1 = len(sa) == 1
     if a1:
         a = reshape(a, (1, sa[0]))
     batch = ew._broadcast_shapes(shape(a)[:-2], sb[:-2])
     a = broadcast_to(a, batch + shape(a)[-2:])
     b = broadcast_to(b, batch + sb[-2:])
-    out = la.matmul2(a, b)
+    nb = len(batch)
+    axes = tuple(range(nb))
+    out = la.dot_general(a, b, (((nb + 1,), (nb,)), (axes, axes)), **kw)
     return squeeze(out, -2) if a1 else out
 
 
-def dot(a, b):
+def dot(a, b, *, precision=None, preferred_element_type=None):
+    """`jax.numpy.dot`: a product with a scalar, or a's last axis contracted with b's
+    second-to-last (its only axis if 1-D); `precision` and `preferred_element_type` as in
+    `matmul`."""
     a, b = _promote(_as_array(a), _as_array(b))
     sa, sb = shape(a), shape(b)
     if not sa or not sb:
-        return multiply(a, b)
+        return _scaled(multiply(a, b), preferred_element_type)
     cb = 0 if len(sb) == 1 else len(sb) - 2
     if sa[-1] != sb[cb]:
         raise ValueError(
             f"`dot`: shapes {sa} and {sb} are not aligned: "
             f"{sa[-1]} (axis {len(sa) - 1}) != {sb[cb]} (axis {cb})."
         )
-    return la.dot_general(a, b, (((len(sa) - 1,), (cb,)), ((), ())))
+    dn = (((len(sa) - 1,), (cb,)), ((), ()))
+    return la.dot_general(a, b, dn, precision, preferred_element_type)
 
 
-def vdot(a, b):
-    return dot(ravel(a), ravel(b))
+def vdot(a, b, *, precision=None, preferred_element_type=None):
+    """`jax.numpy.vdot`: the dot product of the flattened operands (the first conjugated)."""
+    a = conj(a) if _issubdtype(get_aval(_as_array(a)).dtype, jnp.complexfloating) else a
+    kw = {"precision": precision, "preferred_element_type": preferred_element_type}
+    return dot(ravel(a), ravel(b), **kw)
 
 
-def inner(a, b):
+def inner(a, b, *, precision=None, preferred_element_type=None):
+    """`jax.numpy.inner`: the last axes of both operands contracted."""
     if ndim(a) == 0 or ndim(b) == 0:
-        return multiply(a, b)  # as NumPy: the inner product with a scalar is a product
-    return tensordot(a, b, axes=([-1], [-1]))
+        # as NumPy: the inner product with a scalar is a product
+        return _scaled(multiply(a, b), preferred_element_type)
+    kw = {"precision": precision, "preferred_element_type": preferred_element_type}
+    return tensordot(a, b, axes=([-1], [-1]), **kw)
 
 
 def outer(a, b):
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
-def tensordot(a, b, axes=2):
+def tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None):
+    """`jax.numpy.tensordot`: the last `axes` axes of a with the first of b, or the axis
+    lists `(axes_a, axes_b)`; `precision` and `preferred_element_type` as in `matmul`."""
     a, b = _promote(_as_array(a), _as_array(b))
     na, nb = ndim(a), ndim(b)
     if isinstance(axes, int):
@@ -807,7 +1065,8 @@ def tensordot(a, b, axes=2):
         cb = [cb] if isinstance(cb, int) else list(cb)
     ca = [x % na for x in ca]
     cb = [x % nb for x in cb]
-    return la.dot_general(a, b, ((tuple(ca), tuple(cb)), ((), ())))
+    dn = ((tuple(ca), tuple(cb)), ((), ()))
+    return la.dot_general(a, b, dn, precision, preferred_element_type)
 
 
 def _einsum_diagonals(s, x):
@@ -825,27 +1084,87 @@ def _einsum_diagonals(s, x):
     return s, x
 
 
-def einsum(subscripts, *operands):
-    """Einstein summation over explicit or implicit subscripts, contracted pairwise."""
-    operands = _promote(*[_as_array(o) for o in operands])
-    spec = subscripts.replace(" ", "")
-    if "." in spec:
-        raise NotImplementedError("`functrans.numpy.einsum` does not support '...' yet.")
-    if "->" in spec:
-        ins, out = spec.split("->")
-    else:
-        ins = spec
-        letters = ins.replace(",", "")
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+def _einsum_spec(spec, operands):
+    """Subscripts with '...' spelled out, and the output's (NumPy's implicit rule if absent).
+
+    The axes an ellipsis covers get letters the subscripts do not use, aligned from the right
+    across operands as broadcasting aligns them.
+    """
+    ins, out = spec.split("->") if "->" in spec else (spec, None)
     ins = ins.split(",")
     if len(ins) != len(operands):
         raise ValueError(f"einsum: {len(ins)} subscripts for {len(operands)} operands.")
+    for t in ins + ([out] if out is not None else []):
+        rest = t.replace("...", "", 1)
+        if rest and not rest.isalpha():
+            raise ValueError(
+                f"einsum: invalid subscript {t!r}: use letters and at most one '...' per operand."
+            )
+    spare = [c for c in string.ascii_letters if c not in spec]
+    n_ell = builtins.max(
+        [ndim(o) - len(t.replace("...", "")) for t, o in zip(ins, operands) if "..." in t],
+        default=0,
+    )
+    ell = "".join(spare[:n_ell])
+    spelled = []
+    for t, o in zip(ins, operands):
+        if "..." in t:
+            k = ndim(o) - len(t.replace("...", ""))
+            if k < 0:
+                raise ValueError(
+                    f"einsum: subscript {t!r} has more letters than its operand of shape "
+                    f"{shape(o)} has axes."
+                )
+            t = t.replace("...", ell[n_ell - k :])
+        spelled.append(t)
+    if out is None:
+        named = "".join(ins)
+        out = ell + "".join(sorted(c for c in set(named) if c.isalpha() and named.count(c) == 1))
+    else:
+        out = out.replace("...", ell)
+    return spelled, out
+
+
+def einsum(
+    subscripts, *operands, optimize="auto", precision=None, preferred_element_type=None, out=None
+):
+    """Einstein summation, as `jax.numpy.einsum`: explicit or implicit output, '...' for
+    leading axes, size-1 axes broadcast; contracted pairwise from the left (`optimize` is
+    accepted and ignored). `precision` and `preferred_element_type` as in `matmul`.
+
+    >>> import functrans.numpy as fnp
+    >>> fnp.einsum("...ij,...jk->...ik", fnp.ones((4, 2, 3)), fnp.ones((3, 5))).shape
+    (4, 2, 5)
+    """
+    if out is not None:
+        raise NotImplementedError("The 'out' argument to einsum is not supported (as in JAX).")
+    if not isinstance(subscripts, str):
+        raise TypeError(
+            "`functrans.numpy.einsum` takes its subscripts as a string ('ij,jk->ik'), got "
+            f"{type(subscripts).__name__}."
+        )
+    operands = _promote(*[_as_array(o) for o in operands])
+    ins, out = _einsum_spec(subscripts.replace(" ", ""), operands)
     for s, o in zip(ins, operands):
         if len(s) != ndim(o):
             raise ValueError(
                 f"einsum: subscript {s!r} does not match an operand of shape {shape(o)}."
             )
     terms = [_einsum_diagonals(s, o) for s, o in zip(ins, operands)]
+    # A size-1 axis broadcasts against the same index elsewhere: drop it from its operand.
+    size = {}
+    for s, o in terms:
+        for c, d in zip(s, shape(o)):
+            if size.get(c, 1) not in (1, d) and d != 1:
+                raise ValueError(
+                    f"einsum: index {c!r} has sizes {size[c]} and {d}, which do not broadcast."
+                )
+            size[c] = builtins.max(size.get(c, 1), d)
+    for i, (s, o) in enumerate(terms):
+        ones = tuple(k for k, c in enumerate(s) if shape(o)[k] == 1 and size[c] != 1)
+        if ones:
+            terms[i] = ("".join(c for k, c in enumerate(s) if k not in ones), squeeze(o, ones))
+    kw = {"precision": precision, "preferred_element_type": preferred_element_type}
 
     def needed(skip):
         rest = "".join(s for j, (s, _) in enumerate(terms) if j not in skip)
@@ -866,7 +1185,7 @@ def einsum(subscripts, *operands):
             (tuple(sa.index(c) for c in contract), tuple(sb.index(c) for c in contract)),
             (tuple(sa.index(c) for c in batch), tuple(sb.index(c) for c in batch)),
         )
-        res = la.dot_general(a, b, dn)
+        res = la.dot_general(a, b, dn, **kw)
         s_res = (
             "".join(batch)
             + "".join(c for c in sa if c not in sb)
@@ -877,7 +1196,8 @@ def einsum(subscripts, *operands):
     for c in out:
         if c not in s:
             raise ValueError(f"einsum: output index {c!r} appears in no operand.")
-    return st.transpose(res, tuple(s.index(c) for c in out))
+    res = st.transpose(res, tuple(s.index(c) for c in out))
+    return _scaled(res, preferred_element_type) if len(operands) == 1 else res
 
 
 dtype = jnp.dtype

@@ -11,7 +11,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import Primitive, ShapedArray, get_aval
-from .elementwise import add, add_any, broadcast_to, mul, neg, select, shape_of, sub
+from .elementwise import (
+    add,
+    add_any,
+    broadcast_to,
+    convert_element_type,
+    mul,
+    neg,
+    select,
+    shape_of,
+    sub,
+)
 from .structural import batch_size, batch_to_front, moveaxis, reshape, transpose
 
 # =============================================================================================
@@ -19,14 +29,24 @@ from .structural import batch_size, batch_to_front, moveaxis, reshape, transpose
 # =============================================================================================
 
 dot_general_p = Primitive("dot_general")
-dot_general_p.impl = lambda x, y, dimension_numbers: jax.lax.dot_general(x, y, dimension_numbers)
+# `precision` and `preferred_element_type` are parameters only when given (a pair of
+# `jax.lax.Precision`, a dtype), so the usual product's equations and cache keys stay as they are.
+
+
+def _dot_general_impl(x, y, dimension_numbers, precision=None, preferred_element_type=None):
+    return jax.lax.dot_general(
+        x, y, dimension_numbers, precision=precision, preferred_element_type=preferred_element_type
+    )
+
+
+dot_general_p.impl = _dot_general_impl
 
 
 def _free(ndim, contract, batch):
     return [i for i in range(ndim) if i not in contract and i not in batch]
 
 
-def _dot_general_aval(x, y, dimension_numbers):
+def _dot_general_aval(x, y, dimension_numbers, precision=None, preferred_element_type=None):
     (lc, rc), (lb, rb) = dimension_numbers
     xa, ya = get_aval(x), get_aval(y)
     for a, b in list(zip(lc, rc)) + list(zip(lb, rb)):
@@ -40,10 +60,13 @@ def _dot_general_aval(x, y, dimension_numbers):
         + [xa.shape[i] for i in _free(xa.ndim, lc, lb)]
         + [ya.shape[i] for i in _free(ya.ndim, rc, rb)]
     )
-    return ShapedArray(shape, xa.dtype, xa.weak_type and ya.weak_type)
+    if preferred_element_type is not None:
+        return ShapedArray(shape, np.dtype(preferred_element_type), False)
+    dtype = xa.dtype if xa.dtype == ya.dtype else jnp.promote_types(xa.dtype, ya.dtype)
+    return ShapedArray(shape, dtype, xa.weak_type and ya.weak_type)
 
 
-def _dot_general_transpose(ct, other, dims, self_ndim, other_ndim, self_first):
+def _dot_general_transpose(ct, other, dims, self_ndim, other_ndim, self_first, params):
     """Cotangent of one operand of a `dot_general` (`self_first`: it was the lhs).
 
     `dims` is `((self_contract, other_contract), (self_batch, other_batch))`.
@@ -55,7 +78,9 @@ def _dot_general_transpose(ct, other, dims, self_ndim, other_ndim, self_first):
     # ct's axes are: batch, lhs free, rhs free. Contract away the free axes of `other`.
     first = nb + len(f_self) if self_first else nb
     other_free_in_ct = tuple(range(first, first + len(f_other)))
-    g = dot_general(ct, other, ((other_free_in_ct, tuple(f_other)), (tuple(range(nb)), b_other)))
+    g = dot_general(
+        ct, other, ((other_free_in_ct, tuple(f_other)), (tuple(range(nb)), b_other)), **params
+    )
     # g's axes: batch, free axes of self, then the contracting axes of `other` in positional
     # order, each standing where its partner contracting axis of self belongs.
     pos = [0] * self_ndim
@@ -68,26 +93,33 @@ def _dot_general_transpose(ct, other, dims, self_ndim, other_ndim, self_first):
     return transpose(g, pos)
 
 
-def _dot_general_vjp(needs, ct, out, x, y, dimension_numbers):
+def _dot_general_vjp(needs, ct, out, x, y, dimension_numbers, **params):
     (lc, rc), (lb, rb) = dimension_numbers
     xn, yn = len(shape_of(x)), len(shape_of(y))
-    ct_x = _dot_general_transpose(ct, y, ((lc, rc), (lb, rb)), xn, yn, True) if needs[0] else None
-    ct_y = _dot_general_transpose(ct, x, ((rc, lc), (rb, lb)), yn, xn, False) if needs[1] else None
-    return ct_x, ct_y
+    cts = [None, None]
+    sides = [(x, y, ((lc, rc), (lb, rb))), (y, x, ((rc, lc), (rb, lb)))]
+    for i, (me, other, dims) in enumerate(sides):
+        if needs[i]:
+            g = _dot_general_transpose(ct, other, dims, (xn, yn)[i], (yn, xn)[i], i == 0, params)
+            # With a preferred element type the cotangent comes out in it (as the output
+            # did); it goes back to the operand's own dtype, as in JAX.
+            want = get_aval(me).dtype
+            cts[i] = g if get_aval(g).dtype == want else convert_element_type(g, want)
+    return tuple(cts)
 
 
-def _dot_general_jvp(primals, tangents, dimension_numbers):
+def _dot_general_jvp(primals, tangents, dimension_numbers, **params):
     (x, y), (tx, ty) = primals, tangents
-    out = dot_general(x, y, dimension_numbers)
+    out = dot_general(x, y, dimension_numbers, **params)
     terms = []
     if tx is not None:
-        terms.append(dot_general(tx, y, dimension_numbers))
+        terms.append(dot_general(tx, y, dimension_numbers, **params))
     if ty is not None:
-        terms.append(dot_general(x, ty, dimension_numbers))
+        terms.append(dot_general(x, ty, dimension_numbers, **params))
     return out, add_any(*terms)
 
 
-def _dot_general_batch(args, dims, dimension_numbers):
+def _dot_general_batch(args, dims, dimension_numbers, **params):
     (x, y), (xd, yd) = args, dims
     (lc, rc), (lb, rb) = dimension_numbers
 
@@ -98,16 +130,16 @@ def _dot_general_batch(args, dims, dimension_numbers):
         # Both batched: the batch axis becomes a leading dot_general batch dimension.
         x, y = moveaxis(x, xd, 0), moveaxis(y, yd, 0)
         dn = ((shift(lc, 0), shift(rc, 0)), ((0, *shift(lb, 0)), (0, *shift(rb, 0))))
-        return dot_general(x, y, dn), 0
+        return dot_general(x, y, dn, **params), 0
     if xd is not None:
         # Only x batched: its batch axis is one more free axis of x.
         lc, lb = shift(lc, xd), shift(lb, xd)
         free = _free(len(shape_of(x)), lc, lb)
-        return dot_general(x, y, ((lc, rc), (lb, rb))), len(lb) + free.index(xd)
+        return dot_general(x, y, ((lc, rc), (lb, rb)), **params), len(lb) + free.index(xd)
     rc, rb = shift(rc, yd), shift(rb, yd)
     free = _free(len(shape_of(y)), rc, rb)
     x_free = len(shape_of(x)) - len(lc) - len(lb)
-    return dot_general(x, y, ((lc, rc), (lb, rb))), len(lb) + x_free + free.index(yd)
+    return dot_general(x, y, ((lc, rc), (lb, rb)), **params), len(lb) + x_free + free.index(yd)
 
 
 dot_general_p.abstract_eval = _dot_general_aval
@@ -116,10 +148,52 @@ dot_general_p.vjp = _dot_general_vjp
 dot_general_p.batch = _dot_general_batch
 
 
-def dot_general(x, y, dimension_numbers):
+def canonical_precision(precision):
+    """`None`, or a pair `(lhs, rhs)` of `jax.lax.Precision` (or dot algorithms) as JAX keeps it.
+
+    Accepts what `jax.lax.dot_general` accepts: one precision for both operands, its name
+    (`"highest"`), or a pair.
+    """
+    if precision is None:
+        return None
+
+    def one(p):
+        if p is None or isinstance(p, jax.lax.Precision):
+            return p
+        if isinstance(p, str):
+            try:
+                return jax.lax.Precision(p)
+            except ValueError:
+                raise ValueError(
+                    f"Unknown precision {p!r}: use one of {[q.name for q in jax.lax.Precision]} "
+                    "(or `jax.lax.Precision.HIGHEST`)."
+                ) from None
+        return p  # a dot algorithm (`jax.lax.DotAlgorithmPreset`), passed on as it is
+
+    if isinstance(precision, (tuple, list)):
+        if len(precision) != 2:
+            raise ValueError(
+                f"`precision` takes one value or a pair (lhs, rhs), got {len(precision)} values."
+            )
+        pair = (one(precision[0]), one(precision[1]))
+    else:
+        pair = (one(precision),) * 2
+    return None if pair == (None, None) else pair
+
+
+def dot_general(x, y, dimension_numbers, precision=None, preferred_element_type=None):
     (lc, rc), (lb, rb) = dimension_numbers
     dn = ((tuple(map(int, lc)), tuple(map(int, rc))), (tuple(map(int, lb)), tuple(map(int, rb))))
-    return dot_general_p.bind(x, y, dimension_numbers=dn)
+    params = {}
+    if precision is not None:
+        precision = canonical_precision(precision)
+        if precision is not None:
+            params["precision"] = precision
+    if preferred_element_type is not None:
+        params["preferred_element_type"] = np.dtype(
+            jax.dtypes.canonicalize_dtype(preferred_element_type)
+        )
+    return dot_general_p.bind(x, y, dimension_numbers=dn, **params)
 
 
 def matmul2(a, b):

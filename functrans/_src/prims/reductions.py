@@ -55,7 +55,9 @@ def expand_back(y, shape, axes):
 # =============================================================================================
 
 reduce_sum_p = Primitive("reduce_sum")
-reduce_sum_p.impl = lambda x, axes: jnp.sum(x, axis=axes)
+# `promote_integers=False`: the result keeps the operand's dtype, as `_reduce_aval` says
+# (`jnp.sum` would widen int32 to int64; `functrans.numpy.sum` promotes before binding).
+reduce_sum_p.impl = lambda x, axes: jnp.sum(x, axis=axes, promote_integers=False)
 reduce_sum_p.abstract_eval = _reduce_aval
 reduce_sum_p.jvp = lambda primals, tangents, axes: (
     reduce_sum(primals[0], axes),
@@ -170,7 +172,7 @@ def reduce_min(x, axes):
 # =============================================================================================
 
 reduce_prod_p = Primitive("reduce_prod")
-reduce_prod_p.impl = lambda x, axes: jnp.prod(x, axis=axes)
+reduce_prod_p.impl = lambda x, axes: jnp.prod(x, axis=axes, promote_integers=False)
 reduce_prod_p.abstract_eval = _reduce_aval
 
 
