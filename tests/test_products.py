@@ -172,3 +172,13 @@ def test_the_usual_product_has_no_new_parameters():
     g = ft.make_graph(lambda a, b: fnp.matmul(a, b))(onp.ones((2, 3)), onp.ones((3, 2)))
     (eqn,) = [e for e in g.eqns if e.prim.name == "dot_general"]
     assert set(eqn.params) == {"dimension_numbers"}
+
+
+def test_products_with_a_precision_are_compiled_whole_in_eager_mode():
+    # The eager recorders key a recording by its parameters; one they cannot key runs the
+    # recording operation by operation (slow). Precisions and dtypes are keyed.
+    from functrans._src.lazy import _param_key
+
+    key = _param_key({"precision": HIGHEST, "preferred_element_type": onp.dtype("float32")})
+    assert key == _param_key({"precision": HIGHEST, "preferred_element_type": onp.dtype("float32")})
+    assert key != _param_key({"precision": (HIGHEST[0], jax.lax.Precision.DEFAULT)})

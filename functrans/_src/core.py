@@ -617,37 +617,106 @@ class Tracer(metaclass=_TracerType):
     def conj(self):
         return _namespace().conj(self)
 
-    def sum(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+    # The methods of `jax.Array`, with its signatures, forwarding to `functrans.numpy`. An
+    # `out` argument is never passed by users (arrays are immutable), only by NumPy handing a
+    # functrans value back to its method, which `_refuse_numpy_call` reports.
+
+    def sum(self, axis=None, dtype=None, out=_UNSET, keepdims=False, initial=None, where=None):
         _refuse_numpy_call(self, out, "sum")
-        return _namespace().sum(self, axis=axis, keepdims=keepdims, **kwargs)
+        return _namespace().sum(self, axis=axis, dtype=dtype, keepdims=keepdims,
+                                initial=initial, where=where)  # fmt: skip
 
-    def mean(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
-        _refuse_numpy_call(self, out, "mean")
-        return _namespace().mean(self, axis=axis, keepdims=keepdims, **kwargs)
-
-    def max(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
-        _refuse_numpy_call(self, out, "max")
-        return _namespace().max(self, axis=axis, keepdims=keepdims, **kwargs)
-
-    def min(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
-        _refuse_numpy_call(self, out, "min")
-        return _namespace().min(self, axis=axis, keepdims=keepdims, **kwargs)
-
-    def prod(self, axis=None, keepdims=False, out=_UNSET, **kwargs):
+    def prod(self, axis=None, dtype=None, out=_UNSET, keepdims=False, initial=None, where=None):
         _refuse_numpy_call(self, out, "prod")
-        return _namespace().prod(self, axis=axis, keepdims=keepdims, **kwargs)
+        return _namespace().prod(self, axis=axis, dtype=dtype, keepdims=keepdims,
+                                 initial=initial, where=where)  # fmt: skip
 
-    def var(self, axis=None, keepdims=False, ddof=0, **kwargs):
-        return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof, **kwargs)
+    def mean(self, axis=None, dtype=None, out=_UNSET, keepdims=False, *, where=None):
+        _refuse_numpy_call(self, out, "mean")
+        return _namespace().mean(self, axis=axis, dtype=dtype, keepdims=keepdims, where=where)
 
-    def std(self, axis=None, keepdims=False, ddof=0, **kwargs):
-        return _namespace().std(self, axis=axis, keepdims=keepdims, ddof=ddof, **kwargs)
+    def max(self, axis=None, out=_UNSET, keepdims=False, initial=None, where=None):
+        _refuse_numpy_call(self, out, "max")
+        return _namespace().max(self, axis=axis, keepdims=keepdims, initial=initial, where=where)
 
-    def argmax(self, axis=None):
-        return _namespace().argmax(self, axis=axis)
+    def min(self, axis=None, out=_UNSET, keepdims=False, initial=None, where=None):
+        _refuse_numpy_call(self, out, "min")
+        return _namespace().min(self, axis=axis, keepdims=keepdims, initial=initial, where=where)
 
-    def argmin(self, axis=None):
-        return _namespace().argmin(self, axis=axis)
+    def var(self, axis=None, dtype=None, out=_UNSET, ddof=0, keepdims=False, *, where=None,
+            correction=None):  # fmt: skip
+        _refuse_numpy_call(self, out, "var")
+        return _namespace().var(self, axis=axis, keepdims=keepdims, ddof=ddof, dtype=dtype,
+                                where=where, correction=correction)  # fmt: skip
+
+    def std(self, axis=None, dtype=None, out=_UNSET, ddof=0, keepdims=False, *, where=None,
+            correction=None):  # fmt: skip
+        _refuse_numpy_call(self, out, "std")
+        return _namespace().std(self, axis=axis, keepdims=keepdims, ddof=ddof, dtype=dtype,
+                                where=where, correction=correction)  # fmt: skip
+
+    def all(self, axis=None, out=_UNSET, keepdims=False, *, where=None):
+        _refuse_numpy_call(self, out, "all")
+        return _namespace().all(self, axis=axis, keepdims=keepdims, where=where)
+
+    def any(self, axis=None, out=_UNSET, keepdims=False, *, where=None):
+        _refuse_numpy_call(self, out, "any")
+        return _namespace().any(self, axis=axis, keepdims=keepdims, where=where)
+
+    def ptp(self, axis=None, out=_UNSET, keepdims=False):
+        _refuse_numpy_call(self, out, "ptp")
+        return _namespace().ptp(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, out=_UNSET, keepdims=None):
+        _refuse_numpy_call(self, out, "argmax")
+        return _namespace().argmax(self, axis=axis, keepdims=bool(keepdims))
+
+    def argmin(self, axis=None, out=_UNSET, keepdims=None):
+        _refuse_numpy_call(self, out, "argmin")
+        return _namespace().argmin(self, axis=axis, keepdims=bool(keepdims))
+
+    def cumsum(self, axis=None, dtype=None, out=_UNSET):
+        _refuse_numpy_call(self, out, "cumsum")
+        return _namespace().cumsum(self, axis=axis, dtype=dtype)
+
+    def cumprod(self, axis=None, dtype=None, out=_UNSET):
+        _refuse_numpy_call(self, out, "cumprod")
+        return _namespace().cumprod(self, axis=axis, dtype=dtype)
+
+    def sort(self, axis=-1, *, kind=None, order=None, stable=True, descending=False):
+        return _namespace().sort(self, axis, kind=kind, order=order, stable=stable,
+                                 descending=descending)  # fmt: skip
+
+    def argsort(self, axis=-1, *, kind=None, order=None, stable=True, descending=False):
+        return _namespace().argsort(self, axis, kind=kind, order=order, stable=stable,
+                                    descending=descending)  # fmt: skip
+
+    def searchsorted(self, v, side="left", sorter=None, *, method="scan"):
+        return _namespace().searchsorted(self, v, side, sorter, method=method)
+
+    def nonzero(self, *, fill_value=None, size=None):
+        return _namespace().nonzero(self, size=size, fill_value=fill_value)
+
+    def round(self, decimals=0, out=_UNSET):
+        _refuse_numpy_call(self, out, "round")
+        return _namespace().round(self, decimals)
+
+    def take(self, indices, axis=None, out=_UNSET, mode=None, unique_indices=False,
+             indices_are_sorted=False, fill_value=None):  # fmt: skip
+        # `unique_indices` and `indices_are_sorted` are promises that only speed up JAX's
+        # scatter; the result does not depend on them.
+        _refuse_numpy_call(self, out, "take")
+        return _namespace().take(self, indices, axis=axis, mode=mode, fill_value=fill_value)
+
+    def repeat(self, repeats, axis=None, *, total_repeat_length=None):
+        return _namespace().repeat(self, repeats, axis, total_repeat_length=total_repeat_length)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return _namespace().diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=_UNSET):
+        _refuse_numpy_call(self, out, "trace")
+        return _namespace().trace(self, offset, axis1, axis2, dtype=dtype)
 
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and not isinstance(shape[0], int):
@@ -659,19 +728,55 @@ class Tracer(metaclass=_TracerType):
             axes = axes[0]
         return _namespace().transpose(self, axes or None)
 
+    def swapaxes(self, axis1, axis2):
+        return _namespace().swapaxes(self, axis1, axis2)
+
+    @property
+    def mT(self):
+        if self.aval.ndim < 2:
+            raise ValueError(
+                f"`.mT` transposes the last two axes, so it needs at least 2 dimensions; got "
+                f"shape {self.aval.shape}. Use `.T` or `.reshape` for a vector."
+            )
+        return _namespace().swapaxes(self, -1, -2)
+
     def squeeze(self, axis=None):
         return _namespace().squeeze(self, axis)
 
-    def astype(self, dtype):
+    def astype(self, dtype, copy=False, device=None):
+        if device is not None:
+            raise NotImplementedError(
+                "`.astype(..., device=...)` is not supported on a functrans traced value: it "
+                "has no device of its own. Move the result with `jax.device_put` instead."
+            )
         return _namespace().asarray(self, dtype=dtype)
 
-    def dot(self, o):
-        return _namespace().dot(self, o)
+    def copy(self):
+        return _namespace().copy(self)
 
-    def flatten(self):
-        return _namespace().reshape(self, (-1,))
+    def conjugate(self):
+        return _namespace().conjugate(self)
 
-    ravel = flatten
+    def item(self, *args):
+        """The entry at `args` (the only one when none are given) as a Python scalar.
+
+        Like `float()`, this needs a concrete value: it raises inside `ft.jit`, `make_graph`
+        and `vmap`, and on a value being differentiated (whose derivative it would drop).
+        """
+        return np.asarray(self.to_concrete("item")).item(*args)
+
+    itemsize = property(lambda self: self.aval.dtype.itemsize)
+    nbytes = property(lambda self: self.aval.size * self.aval.dtype.itemsize)
+
+    def dot(self, b, *, precision=None, preferred_element_type=None):
+        return _namespace().dot(self, b, precision=precision,
+                                preferred_element_type=preferred_element_type)  # fmt: skip
+
+    def flatten(self, order="C"):
+        return _namespace().reshape(self, (-1,), order=order)
+
+    def ravel(self, order="C"):
+        return _namespace().reshape(self, (-1,), order=order)
 
     def clip(self, min=None, max=None):
         return _namespace().clip(self, min, max)

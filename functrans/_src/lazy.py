@@ -26,6 +26,7 @@ operation, which is correct but not faster.
 from __future__ import annotations
 
 import collections
+import enum
 import functools
 import os
 
@@ -184,7 +185,7 @@ def _static_key(v):
         return (t, tuple(v))  # axes, shapes: the ints key themselves (no bool among them)
     if t is slice:
         return (t, _static_key(v.start), _static_key(v.stop), _static_key(v.step))
-    if isinstance(v, np.dtype) or isinstance(v, type):
+    if isinstance(v, (np.dtype, type, enum.Enum)):  # dtypes, `jax.lax.Precision`
         return (t, v)
     if isinstance(v, np.generic):
         return (t, v.dtype, v.tobytes())

@@ -54,6 +54,16 @@ from .._src.prims import linalg as la
 from .._src.prims import reductions as red
 from .._src.prims import structural as st
 from . import fft, linalg  # noqa: F401
+from ._sorting import (  # noqa: F401
+    argsort,
+    median,
+    nonzero,
+    percentile,
+    quantile,
+    searchsorted,
+    sort,
+    take_along_axis,
+)
 
 ndarray = jax.Array
 
@@ -64,6 +74,21 @@ ndarray = jax.Array
 
 def _default_float():
     return _np.dtype(jax.dtypes.canonicalize_dtype(_np.float64))
+
+
+@functools.cache
+def _inexact_of(dtype, x64):
+    return _np.dtype(jax.eval_shape(jnp.sqrt, jax.ShapeDtypeStruct((), dtype)).dtype)
+
+
+def _inexact_dtype(dtype):
+    """The floating dtype `jax.numpy` computes an integer or boolean array in (`sqrt`, `/`,
+    `mean`): float32 for int32 even with x64 on, float64 for int64."""
+    return _inexact_of(_np.dtype(dtype), bool(jax.config.jax_enable_x64))
+
+
+def _default_uint():
+    return _np.dtype(jax.dtypes.canonicalize_dtype(_np.uint64))
 
 
 def _default_int():
@@ -95,6 +120,12 @@ def _flat(a):
 
 def array(a, dtype=None, copy=True):
     return asarray(a, dtype)
+
+
+def copy(a, order=None):
+    """A copy of `a`, as `jax.numpy.copy`. Arrays are immutable, so a traced value is its own
+    copy; a NumPy or JAX array is copied into a new JAX array."""
+    return a if isinstance(a, Tracer) else jnp.array(a, copy=True)
 
 
 def zeros(shape, dtype=None):
@@ -161,7 +192,7 @@ def _promote(*args, to_inexact=False):
     avals = [get_aval(a) for a in args]
     dt, weak = ew.result_type(tuple([(av.dtype, av.weak_type) for av in avals]))
     if to_inexact and not _issubdtype(dt, jnp.inexact):
-        dt = _default_float()
+        dt = _default_float() if weak else _inexact_dtype(dt)
     out = []
     for a, av in zip(args, avals):
         if is_python_scalar(a):
@@ -271,9 +302,26 @@ arccosh = _unary_float(ew.acosh_p.bind)
 arctanh = _unary_float(ew.atanh_p.bind)
 sqrt = _unary_float(ew.sqrt)
 rsqrt = _unary_float(ew.rsqrt)
-floor = _unary_float(ew.floor)
-ceil = _unary_float(ew.ceil_p.bind)
-_round_half_even = _unary_float(ew.round_p.bind)
+
+
+def _rounding(fn, name):
+    """`floor`, `ceil`, `trunc`: integers and booleans are returned as they are, as in JAX."""
+
+    def rounded(x):
+        x = x if isinstance(x, Tracer) else asarray(x)
+        if not _issubdtype(get_aval(x).dtype, jnp.inexact):
+            return x
+        return fn(x)
+
+    rounded.__name__ = rounded.__qualname__ = name
+    rounded.__doc__ = f"`jax.numpy.{name}`, elementwise; its derivative is zero almost everywhere."
+    return rounded
+
+
+floor = _rounding(ew.floor, "floor")
+ceil = _rounding(ew.ceil_p.bind, "ceil")
+trunc = _rounding(lambda x: where(less(x, 0), ew.ceil_p.bind(x), ew.floor(x)), "trunc")
+_round_half_even = _rounding(ew.round_p.bind, "round")
 
 
 def round(a, decimals=0):  # noqa: A001
@@ -289,6 +337,14 @@ def round(a, decimals=0):  # noqa: A001
     """
     if decimals == 0:
         return _round_half_even(a)
+    a = a if isinstance(a, Tracer) else asarray(a)
+    if not _issubdtype(get_aval(a).dtype, jnp.inexact):
+        if decimals > 0:
+            return a  # integers have no decimals to round
+        raise NotImplementedError(
+            "`functrans.numpy.round` of integers to `decimals < 0` is not implemented (nor in "
+            "jax.numpy); cast to a floating dtype first."
+        )
     (a,) = _promote(a, to_inexact=True)
     factor = 10**decimals
     return divide(_round_half_even(multiply(a, factor)), factor)
@@ -495,7 +551,7 @@ def _masked(x, mask, fill):
 
 def _count(mask, shape_in, axes, keepdims, dtype):
     """How many entries `mask` keeps along `axes`: the divisor of a masked mean."""
-    return sum(asarray(broadcast_to(mask, shape_in), dtype), axes, keepdims)
+    return sum(asarray(broadcast_to(mask, shape_in), dtype), axes, keepdims=keepdims)
 
 
 def _identity(name, dtype):
@@ -524,7 +580,7 @@ def _initial(name, initial, dtype):
 
 
 def _reduction(prim_fn, name, combine, promote_bool=False, has_identity=True):
-    def reduce(a, axis=None, keepdims=False, dtype=None, *, initial=None, where=None):
+    def reduce(a, axis, keepdims, dtype, initial, where):
         if where is not None and initial is None and not has_identity:
             raise ValueError(
                 f"`functrans.numpy.{name}` has no identity, so a `where` mask needs an "
@@ -539,6 +595,8 @@ def _reduction(prim_fn, name, combine, promote_bool=False, has_identity=True):
         elif promote_bool and not _issubdtype(aval.dtype, jnp.inexact):
             if aval.dtype == _np.bool_ or _issubdtype(aval.dtype, jnp.signedinteger):
                 a = asarray(a, _default_int())
+            elif _issubdtype(aval.dtype, jnp.unsignedinteger):
+                a = asarray(a, _default_uint())
         axes = _axes(axis, aval.ndim)
         if where is not None:
             mask = _mask(name, where, aval.shape)
@@ -549,14 +607,32 @@ def _reduction(prim_fn, name, combine, promote_bool=False, has_identity=True):
             out = combine(_initial(name, initial, get_aval(a).dtype), out)
         return _keep(out, aval.shape, axes, keepdims)
 
-    reduce.__name__ = reduce.__qualname__ = name
-    reduce.__doc__ = (
-        f"`jax.numpy.{name}` over `axis` (all axes by default), with `keepdims` and `dtype`.\n\n"
-        "`where` (a boolean mask that broadcasts to `a`) leaves entries out, with a zero "
+    # The arguments in `jax.numpy`'s order, so that positional calls mean the same thing.
+    if has_identity:
+
+        def reduction(
+            a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+            promote_integers=True,
+        ):  # fmt: skip
+            _no_out(name, out)
+            if not promote_integers and dtype is None:
+                dtype = get_aval(a if isinstance(a, Tracer) else asarray(a)).dtype
+            return reduce(a, axis, keepdims, dtype, initial, where)
+    else:
+
+        def reduction(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+            _no_out(name, out)
+            return reduce(a, axis, keepdims, None, initial, where)
+
+    reduction.__name__ = reduction.__qualname__ = name
+    reduction.__doc__ = (
+        f"`jax.numpy.{name}` over `axis` (all axes by default), with `keepdims`"
+        + (" and `dtype`" if has_identity else "")
+        + ".\n\n`where` (a boolean mask that broadcasts to `a`) leaves entries out, with a zero "
         "derivative there;\n`initial` (a scalar) joins the result as one more entry."
         + ("" if has_identity else f" `{name}` has no identity: `where` needs `initial`.")
     )
-    return reduce
+    return reduction
 
 
 sum = _reduction(red.reduce_sum, "sum", add, promote_bool=True)  # noqa: A001
@@ -565,19 +641,38 @@ max = amax = _reduction(red.reduce_max, "max", maximum, has_identity=False)  # n
 min = amin = _reduction(red.reduce_min, "min", minimum, has_identity=False)  # noqa: A001
 
 
-def all(a, axis=None, keepdims=False):  # noqa: A001
-    return min(asarray(a, bool), axis, keepdims)
+def _no_out(name, out):
+    if out is not None:
+        raise NotImplementedError(
+            f"`functrans.numpy.{name}` does not support `out` (arrays are immutable, as in "
+            "JAX); use the returned array instead."
+        )
 
 
-def any(a, axis=None, keepdims=False):  # noqa: A001
-    return max(asarray(a, bool), axis, keepdims)
+def all(a, axis=None, out=None, keepdims=False, *, where=None):  # noqa: A001
+    """Whether every entry along `axis` is nonzero; `where` leaves entries out (True if none)."""
+    _no_out("all", out)
+    a = asarray(a, bool)
+    if where is not None:
+        a = _masked(a, _mask("all", where, shape(a)), True)
+    return min(a, axis, keepdims=keepdims)
 
 
-def mean(a, axis=None, keepdims=False, dtype=None, *, where=None):
+def any(a, axis=None, out=None, keepdims=False, *, where=None):  # noqa: A001
+    """Whether some entry along `axis` is nonzero; `where` leaves entries out (False if none)."""
+    _no_out("any", out)
+    a = asarray(a, bool)
+    if where is not None:
+        a = _masked(a, _mask("any", where, shape(a)), False)
+    return max(a, axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None):
     """`jax.numpy.mean`; with `where`, the mean of the entries the mask keeps.
 
     The divisor is then the number of kept entries along `axis` (NaN where there is none).
     """
+    _no_out("mean", out)
     a = asarray(a) if not isinstance(a, Tracer) else a
     aval = get_aval(a)
     (a,) = _promote(a, to_inexact=True)
@@ -587,9 +682,9 @@ def mean(a, axis=None, keepdims=False, dtype=None, *, where=None):
     if where is not None:
         mask = _mask("mean", where, aval.shape)
         count = _count(mask, aval.shape, axes, keepdims, get_aval(a).dtype)
-        return divide(sum(a, axes, keepdims, where=mask), count)
+        return divide(sum(a, axes, keepdims=keepdims, where=mask), count)
     n = int(_np.prod([aval.shape[i] for i in axes], dtype=_np.int64))
-    return divide(sum(a, axes, keepdims), float(n))
+    return divide(sum(a, axes, keepdims=keepdims), float(n))
 
 
 def _ddof(name, ddof, correction):
@@ -603,7 +698,7 @@ def _ddof(name, ddof, correction):
     return correction
 
 
-def var(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correction=None):
+def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, correction=None):
     """`jax.numpy.var`: the mean squared deviation, divided by `N - ddof`.
 
     `correction` is another name for `ddof`. With `where`, only the entries the mask keeps
@@ -611,6 +706,7 @@ def var(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correct
     Where `N - ddof <= 0` the result is NaN, as in JAX. `dtype` (inexact) is the dtype the
     variance is computed and returned in.
     """
+    _no_out("var", out)
     ddof = _ddof("var", ddof, correction)
     a = asarray(a) if not isinstance(a, Tracer) else a
     aval = get_aval(a)
@@ -626,24 +722,28 @@ def var(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correct
     if where is None:
         n = int(_np.prod([aval.shape[i] for i in axes], dtype=_np.int64))
         centered = subtract(a, mean(a, axes, keepdims=True))
-        out = divide(sum(multiply(centered, centered), axes, keepdims), float(n - ddof))
+        out = divide(sum(multiply(centered, centered), axes, keepdims=keepdims), float(n - ddof))
         return out if n - ddof > 0 else _masked(out, False, math.nan)
     mask = _mask("var", where, aval.shape)
     # Zeroing the masked-out entries first keeps inf or NaN there out of every derivative.
     a = _masked(a, mask, 0)
     centered = subtract(a, mean(a, axes, keepdims=True, where=mask))
-    total = sum(multiply(centered, centered), axes, keepdims, where=mask)
+    total = sum(multiply(centered, centered), axes, keepdims=keepdims, where=mask)
     normalizer = subtract(_count(mask, aval.shape, axes, keepdims, get_aval(a).dtype), ddof)
     return _masked(divide(total, normalizer), greater(normalizer, 0), math.nan)
 
 
-def std(a, axis=None, keepdims=False, ddof=0, *, dtype=None, where=None, correction=None):
+def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, correction=None):
     """`jax.numpy.std`: the square root of `var` with the same arguments."""
-    return sqrt(var(a, axis, keepdims, ddof, dtype=dtype, where=where, correction=correction))
+    _no_out("std", out)
+    kw = {"ddof": ddof, "keepdims": keepdims, "where": where, "correction": correction}
+    return sqrt(var(a, axis, dtype, **kw))
 
 
 def _arg(prim):
-    def arg(a, axis=None, keepdims=False):
+    def arg(a, axis=None, out=None, keepdims=None):
+        _no_out(prim.name, out)
+        keepdims = bool(keepdims)
         a = asarray(a) if not isinstance(a, Tracer) else a
         if axis is None:
             a, axis = reshape(a, (-1,)), 0
@@ -678,6 +778,101 @@ def cumsum(a, axis=None, dtype=None):
     elif in_dtype == _np.bool_:
         a = asarray(a, _default_int())
     return red.cumsum(a, ax)
+
+
+def cumprod(a, axis=None, dtype=None):
+    """Running products along `axis` (of the flattened `a` by default), as `jax.numpy.cumprod`.
+
+    Booleans multiply in the default integer dtype. The products are a scan of
+    `ceil(log2(n))` steps, each multiplying the partial products by those `step` places
+    earlier (Hillis and Steele, 1986), so the derivative is the product rule alone: exact
+    where entries are zero (nothing divides by the input), to every order.
+
+    >>> import functrans as ft, functrans.numpy as fnp
+    >>> x = fnp.asarray([2.0, 0.0, 3.0])
+    >>> fnp.cumprod(x).tolist(), ft.grad(lambda x: fnp.cumprod(x)[-1])(x).tolist()
+    ([2.0, 0.0, 0.0], [0.0, 6.0, 0.0])
+    """
+    a = asarray(a) if not isinstance(a, Tracer) else a
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    (ax,) = _axes(axis, get_aval(a).ndim)
+    if dtype is not None:
+        a = asarray(a, dtype)
+    elif get_aval(a).dtype == _np.bool_:
+        a = asarray(a, _default_int())
+    n = shape(a)[ax]
+    step = 1
+    while step < n:
+        # out[i] = out[i] * out[i - step] for i >= step: each partial product doubles its span
+        later = multiply(ix.slice_in_dim(a, step, n, ax), ix.slice_in_dim(a, 0, n - step, ax))
+        a = st.concatenate([ix.slice_in_dim(a, 0, step, ax), later], ax)
+        step *= 2
+    return a
+
+
+def ptp(a, axis=None, out=None, keepdims=False):
+    """`max - min` along `axis`, as `jax.numpy.ptp` (derivatives shared among ties as there)."""
+    _no_out("ptp", out)
+    return subtract(max(a, axis=axis, keepdims=keepdims), min(a, axis=axis, keepdims=keepdims))
+
+
+# `nan*` reductions: NaN entries replaced by the reduction's identity (by selection, so their
+# derivative is zero); `nanmax`/`nanmin` of a slice of NaNs only is NaN, as in JAX.
+
+
+def _without_nans(a, fill):
+    a = asarray(a) if not isinstance(a, Tracer) else a
+    if not _issubdtype(get_aval(a).dtype, jnp.inexact):
+        return a, None
+    nans = isnan(a)
+    return where(nans, fill, a), nans
+
+
+def nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """`jax.numpy.nansum`: `sum` with NaN entries counted as zero."""
+    _no_out("nansum", out)
+    a, _ = _without_nans(a, 0)
+    return sum(a, axis=axis, keepdims=keepdims, dtype=dtype, initial=initial, where=where)
+
+
+def nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+    """`jax.numpy.nanprod`: `prod` with NaN entries counted as one."""
+    _no_out("nanprod", out)
+    a, _ = _without_nans(a, 1)
+    return prod(a, axis=axis, keepdims=keepdims, dtype=dtype, initial=initial, where=where)
+
+
+def _nan_extremum(name, reduce, fill):
+    def nan_reduce(a, axis=None, out=None, keepdims=False, initial=None, where=None):
+        _no_out(name, out)
+        a, nans = _without_nans(a, fill)
+        res = reduce(a, axis=axis, keepdims=keepdims, initial=initial, where=where)
+        if nans is None or initial is not None:
+            return res
+        return _masked(res, logical_not(all(nans, axis=axis, keepdims=keepdims)), math.nan)
+
+    nan_reduce.__name__ = nan_reduce.__qualname__ = name
+    nan_reduce.__doc__ = (
+        f"`jax.numpy.{name}`: `{name[3:]}` ignoring NaN entries (NaN where all are NaN)."
+    )
+    return nan_reduce
+
+
+nanmax = _nan_extremum("nanmax", max, -math.inf)
+nanmin = _nan_extremum("nanmin", min, math.inf)
+
+
+def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
+    """`jax.numpy.nanmean`: the mean of the entries that are not NaN (NaN if there is none)."""
+    _no_out("nanmean", out)
+    a = asarray(a) if not isinstance(a, Tracer) else a
+    if not _issubdtype(get_aval(a).dtype, jnp.inexact):
+        return mean(a, axis=axis, keepdims=keepdims, dtype=dtype, where=where)
+    kw = {"axis": axis, "keepdims": keepdims, "where": where}
+    dtype = get_aval(a).dtype if dtype is None else dtype
+    count = sum(logical_not(isnan(a)), dtype=dtype, **kw)
+    return divide(nansum(a, dtype=dtype, **kw), count)
 
 
 # =============================================================================================
@@ -719,8 +914,9 @@ def transpose(a, axes=None):
 
 def swapaxes(a, axis1, axis2):
     nd = ndim(a)
+    ((ax1,), (ax2,)) = _axes(axis1, nd), _axes(axis2, nd)  # a clear error when out of bounds
     perm = list(range(nd))
-    perm[axis1 % nd], perm[axis2 % nd] = perm[axis2 % nd], perm[axis1 % nd]
+    perm[ax1], perm[ax2] = perm[ax2], perm[ax1]
     return transpose(a, perm)
 
 
@@ -844,14 +1040,19 @@ def _take_fill(dtype, fill_value):
     return int(info.min if dtype.kind == "i" else info.max)
 
 
-def take(a, indices, axis=None, mode=None, fill_value=None):
+def take(
+    a, indices, axis=None, out=None, mode=None, unique_indices=False, indices_are_sorted=False,
+    fill_value=None,
+):  # fmt: skip
     """`jnp.take`: entries of `a` at `indices` along `axis` (of the flattened `a` by default).
 
     As in JAX, `mode=None` means `"fill"`: an index in `[-n, n)` counts from the end when
     negative, and any other index gives `fill_value` (NaN for floating point, the smallest
     integer for signed integers), with a zero derivative there. `"clip"` clamps indices into
-    range and `"wrap"` takes them modulo `n`.
+    range and `"wrap"` takes them modulo `n`. `unique_indices` and `indices_are_sorted` are
+    accepted (hints to XLA in JAX) and change nothing.
     """
+    _no_out("take", out)
     a = ravel(a) if axis is None else _as_array(a)
     ax = 0 if axis is None else _axes(axis, ndim(a))[0]
     n = shape(a)[ax]
@@ -878,6 +1079,58 @@ def take(a, indices, axis=None, mode=None, fill_value=None):
         return out
     keep = (1,) * ax + tuple(shape(idx)) + (1,) * (ndim(a) - ax - 1)
     return where(reshape(valid, keep), out, _take_fill(get_aval(out).dtype, fill_value))
+
+
+def repeat(a, repeats, axis=None, *, total_repeat_length=None):
+    """Each entry of `a` along `axis` (of the flattened `a` by default) `repeats` times.
+
+    As `jax.numpy.repeat`: `repeats` is an int or one count per entry. Counts that are traced
+    values need a static `total_repeat_length`; with it, the result is cut to that length or
+    padded with the last entry. Derivatives sum over the copies.
+
+    >>> import functrans.numpy as fnp
+    >>> fnp.repeat(fnp.asarray([1.0, 2.0, 3.0]), fnp.asarray([2, 0, 1])).tolist()
+    [1.0, 1.0, 3.0]
+    """
+    a = _as_array(a)
+    if axis is None or ndim(a) == 0:
+        a, axis = ravel(a), 0
+    (ax,) = _axes(axis, ndim(a))
+    n = shape(a)[ax]
+    length = None if total_repeat_length is None else int(total_repeat_length)
+    if isinstance(repeats, (Tracer, jax.core.Tracer)) and length is None:
+        try:  # an eagerly recorded value still has its concrete counts
+            repeats = repeats.to_concrete("repeat")
+        except (TypeError, AttributeError):
+            raise TypeError(
+                "`functrans.numpy.repeat` got `repeats` as a traced value, so the length of "
+                "its result is not known; pass a static `total_repeat_length` as well (as with "
+                "`jnp.repeat`), or make `repeats` a static argument."
+            ) from None
+    if isinstance(repeats, (Tracer, jax.core.Tracer)):
+        counts = broadcast_to(ravel(repeats), (n,))
+        # entry j of the result comes from the last block that starts at or before j
+        starts = subtract(cumsum(counts), counts)
+        positions = _np.arange(length, dtype=get_aval(starts).dtype)
+        idx = clip(subtract(searchsorted(starts, positions, "right"), 1), 0, n - 1)
+        return ix.getitem(a, (slice(None),) * ax + (idx,))
+    counts = _np.asarray(repeats)
+    if not _issubdtype(counts.dtype, jnp.integer) or counts.ndim > 1 or _np.any(counts < 0):
+        raise ValueError(
+            "`functrans.numpy.repeat` needs non-negative integer `repeats`: an int or one per "
+            f"entry along the axis, got {repeats!r}."
+        )
+    if counts.ndim == 0 and (length is None or length == n * int(counts)):
+        r = int(counts)  # no gather: a new axis of r copies, merged into `axis`
+        before, after = shape(a)[:ax], shape(a)[ax + 1 :]
+        copies = broadcast_to(expand_dims(a, ax + 1), before + (n, r) + after)
+        return reshape(copies, before + (n * r,) + after)
+    if n == 0:
+        return a
+    idx = _np.repeat(_np.arange(n), _np.broadcast_to(counts.ravel(), (n,)))
+    if length is not None:
+        idx = _np.concatenate([idx[:length], _np.full(builtins.max(length - len(idx), 0), n - 1)])
+    return ix.getitem(a, (slice(None),) * ax + (idx.astype(_np.int32),))
 
 
 def tile(a, reps):
