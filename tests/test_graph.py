@@ -278,3 +278,27 @@ def test_the_constant_shift_of_softmax_is_not_differentiated(name):
     assert "argmax" not in graph.primitive_counts()
     want = jax.jacfwd(lambda x: jnp.sum(getattr(jax.nn, name)(x, axis=1) ** 2))(x)
     assert_close(graph(x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        lambda x: x - x,
+        lambda x: x - x + 3.0,
+        lambda x: (x + 1) * 2 - 2 * x,
+        lambda x: x * x - (x - 1) * (x + 1),
+        ft.grad(lambda x: fnp.sum(fnp.sin(x - x))),
+    ],
+    ids=["zero", "constant", "linear_cancels", "quadratic_cancels", "grad_of_constant"],
+)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_outputs_that_simplify_to_constants_keep_shape_and_dtype(f, dtype):
+    # `simplify` rewrote such outputs as a bare Python number (scalar, int64) or as no value
+    # at all (`ft.jit` raised KeyError: None) before.
+    x = jnp.asarray([[0.5, -1.0, 2.0]], dtype)
+    got, want = ft.jit(f)(x), f(x)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want)
+    graph = ft.make_graph(f)(x).simplify()
+    (out,) = graph.eval_flat(x)
+    assert out.shape == want.shape and out.dtype == want.dtype

@@ -58,6 +58,18 @@ CASES = {
         ((3,),),
         ("jacfwd", "jacrev"),
     ),
+    # `x - floor(2x) - x` has a zero derivative; its Hessian-vector product is the zero
+    # polynomial, which `simplify` emitted as no value at all, so `ft.jit(hvp)` raised
+    # `KeyError: None` (seed 700182). A constant output was a bare Python number.
+    "simplify_zero_polynomial_output": (
+        """def prog(np, nn, lax, x0):
+    v0 = np.floor(2.0 * x0) + x0
+    v1 = x0 - v0
+    return [np.mean(v1, axis=(0, 1), keepdims=False)]
+""",
+        ((2, 1, 3),),
+        ("ft.jit(hvp)", "jax.jit(grad)"),
+    ),
 }
 
 

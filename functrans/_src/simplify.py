@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import jax
 
-from .core import is_python_scalar
+from .core import ShapedArray, is_python_scalar
 from .graph import Eqn, Graph, Lit, Var
 
 
@@ -293,7 +293,19 @@ def _emit_polynomial(rw, p, atoms, aval):
         elif c != 1.0:
             term = _binary(rw, "mul", term, _num(c), aval)
         total = term if total is None else _binary(rw, "add", total, term, aval)
+    if total is None or isinstance(total, Lit):
+        # A constant (`x - x`, `(x + 1) * 2 - 2 * x`): an array of the output's shape and
+        # dtype, not a bare Python number.
+        return _constant(rw, 0 if total is None else total.val, aval)
     return total
+
+
+def _constant(rw, value, aval):
+    x = rw.emit(_prim("convert_element_type"), [Lit(value)], {"new_dtype": aval.dtype},
+                [ShapedArray((), aval.dtype)])[0]  # fmt: skip
+    if aval.shape:
+        x = rw.emit(_prim("broadcast_to"), [x], {"shape": tuple(aval.shape)}, [aval])[0]
+    return x
 
 
 def _num(c):
